@@ -7,6 +7,7 @@ every helper here is a no-op, so trainers run unchanged in a single process.
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -34,17 +35,27 @@ class DistInfo:
 
 
 def init_distributed() -> DistInfo:
-    """Join the gloo process group when launched with WORLD_SIZE > 1."""
+    """Join the gloo process group when launched with WORLD_SIZE > 1.
+
+    Collectives time out after ``ROBODISTILL_DIST_TIMEOUT`` seconds (default 1800), so a rank
+    that died turns into an error on the others instead of a silent hang.
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return DistInfo()
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
+        seconds = float(os.environ.get("ROBODISTILL_DIST_TIMEOUT", "1800"))
+        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=seconds))
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
 def shutdown_distributed(info: DistInfo) -> None:
-    """Leave the process group joined by :func:`init_distributed`."""
+    """Leave the process group joined by :func:`init_distributed`.
+
+    All ranks meet at a barrier first: rank 0 hosts the TCP store, and if it tore the group
+    down while another rank was still finishing, that rank could wait on it forever.
+    """
     if info.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
