@@ -16,7 +16,7 @@ from robodistill.data.loading import (
     open_dataset,
 )
 from robodistill.diffusion.train import train
-from robodistill.diffusion.unet1d import ConditionalUnet1D
+from robodistill.diffusion.unet1d import ConditionalUnet1D, Conv1d
 from robodistill.features import ACTION, ENV_STATE, IMAGE, STATE
 from robodistill.policy import load_policy
 
@@ -50,6 +50,28 @@ def test_unet_maps_action_sequences_to_same_shape():
     noisy = torch.randn(4, 16, 3)  # (B, Tp, Da)
     out = unet(noisy, torch.tensor([0, 5, 50, 99]), torch.randn(4, 10))
     assert out.shape == noisy.shape
+
+
+@pytest.mark.parametrize("batch", [1, 8, 9])
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(5, 1, 2), (3, 2, 1), (1, 1, 0)])
+def test_gemm_conv_equals_torch_conv(batch, kernel, stride, padding):
+    conv = Conv1d(6, 10, kernel, stride=stride, padding=padding)
+    x = torch.randn(batch, 6, 16)
+    with torch.inference_mode():
+        fast = conv(x)
+        reference = torch.nn.functional.conv1d(x, conv.weight, conv.bias, stride, padding)
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_film_schedule_equals_per_step_conditioning():
+    unet = ConditionalUnet1D(2, 12, (16, 32), 8, 5, 4).eval()
+    actions, cond, steps = torch.randn(3, 16, 2), torch.randn(3, 12), torch.tensor([99, 40, 0])
+    with torch.inference_mode():
+        films = unet.film_schedule(steps, cond)
+        for i, k in enumerate(steps):
+            torch.testing.assert_close(
+                unet.modulated(actions, films[i]), unet(actions, k.expand(3), cond)
+            )
 
 
 def test_windows_match_lerobot_getitem(state_dataset):

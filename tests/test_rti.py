@@ -44,11 +44,12 @@ def ddpm_teacher(steps: int = 10):
 
 
 class Counter:
-    """Evaluations of ε_θ per env, through a forward hook on the U-Net."""
+    """Evaluations of ε_θ per env, through a hook on the U-Net's output layer (which every
+    evaluation runs, whether through ``forward`` or ``modulated``)."""
 
     def __init__(self, unet: torch.nn.Module) -> None:
         self.calls: list[int] = []
-        unet.register_forward_hook(lambda m, inputs, out: self.calls.append(inputs[0].shape[0]))
+        unet.final.register_forward_hook(lambda m, inputs, out: self.calls.append(out.shape[0]))
 
     def take(self) -> int:
         total, self.calls = sum(self.calls), []

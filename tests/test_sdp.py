@@ -81,7 +81,7 @@ def test_variable_step_with_shared_step_matches_diffusers(config, kind):
 def test_buffer_sampler_costs_n_over_h_steps_per_chunk(config):
     policy = streaming_policy(config)
     calls = []
-    policy.base.model.unet.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    policy.base.model.unet.final.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
     rollout = policy.new_rollout(2, seed=0)
     assert rollout.select_action(state_obs(2)).shape == (2, 2)
     assert sum(calls) == 2 * 4  # cold start: all N = 4 steps

@@ -373,8 +373,9 @@ class StageTimer:
 def stage_breakdown(
     contestants: list[Contestant], observations: Observations, chunks: int
 ) -> dict[str, dict[str, Any]]:
-    """Per contestant: time per chunk in ``normalize``, ``encoder``, ``unet`` (the noise model),
-    ``scheduler_step``, ``other`` and ``total``.
+    """Per contestant: time per chunk in ``normalize``, ``encoder``, ``film`` (ours: FiLM of the
+    whole schedule, once per chunk), ``unet`` (the noise model), ``scheduler_step``, ``other``
+    and ``total``.
 
     ``other`` is everything outside the timed stages: observation conversion, history and
     queue bookkeeping, noise generation and the Python of the sampling loop. For lerobot,
@@ -519,6 +520,7 @@ def machine_info() -> dict[str, Any]:
         "torch_interop_threads": torch.get_num_interop_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS"),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
     }
 
 
@@ -607,7 +609,10 @@ def _robodistill_stages(policy: Any) -> dict[str, list[tuple[Any, str]]]:
             (getattr(policy, "normalizer", None), "unnormalize"),
         ],
         "encoder": [(getattr(model, "encoder", None), "forward")],
-        "unet": [(getattr(model, "unet", None), "forward")],
+        # every ε_θ evaluation runs ``modulated`` once (``forward`` delegates to it); the FiLM
+        # of a whole DDPM/DDIM schedule is computed once per chunk by ``film_schedule``
+        "film": [(getattr(model, "unet", None), "film_schedule")],
+        "unet": [(getattr(model, "unet", None), "modulated")],
         "scheduler_step": [(scheduler, "step")],
     }
     return {

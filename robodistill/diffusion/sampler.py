@@ -18,6 +18,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from robodistill.diffusion.config import NoiseConfig, SamplerName
+from robodistill.diffusion.unet1d import ConditionalUnet1D
 
 
 class NoiseModel(Protocol):
@@ -77,9 +78,15 @@ class SchedulerSampler:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         sample = noise  # a^K, (B, Tp, Da)
-        for t in self.scheduler.timesteps:
-            timesteps = t.expand(sample.shape[0])  # (B,)
-            eps = noise_model(sample, timesteps, global_cond)
+        timesteps = self.scheduler.timesteps
+        if isinstance(noise_model, ConditionalUnet1D):  # FiLM of all K steps in one pass
+            films = noise_model.film_schedule(timesteps, global_cond)
+            for t, film in zip(timesteps, films, strict=True):
+                eps = noise_model.modulated(sample, film)
+                sample = self.scheduler.step(eps, t, sample, generator=generator).prev_sample
+            return sample
+        for t in timesteps:  # any other ε_θ, e.g. a guidance wrapper around the U-Net
+            eps = noise_model(sample, t.expand(sample.shape[0]), global_cond)
             sample = self.scheduler.step(eps, t, sample, generator=generator).prev_sample
         return sample
 
