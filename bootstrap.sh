@@ -38,6 +38,15 @@ case "$command" in
   setup) echo "bootstrap.sh: ready; activate with: source $venv/bin/activate" ;;
   demo) exec robodistill demo "$@" ;;
   test)
+    # tests/test_report.py opens the report in headless Chromium (Debian's package)
+    if ! command -v chromium >/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+          || echo "bootstrap.sh: could not install chromium; its test will be skipped" >&2
+      else
+        echo "bootstrap.sh: chromium is missing (apt-get install chromium as root); its test will be skipped" >&2
+      fi
+    fi
     ruff check .
     ruff format --check .
     exec python -m pytest "$@"

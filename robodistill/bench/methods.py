@@ -6,9 +6,10 @@
 
 Evaluates, in one run: the teacher with DDPM-100, DDIM-10 and DDIM-5 chunk sampling; RTI-DP
 (K′ = 1, 2, 4 and the K′ chosen by the Theorem 1 bound, each with and without re-noising) over
-the DDPM-100 schedule; and Streaming Diffusion Policy for every SDP checkpoint, grouped by its
-h. Several checkpoint dirs per method (training seeds) are pooled: each is evaluated on the same
-``--episodes`` seeded episodes and the success interval is over all of them.
+the DDPM-100 schedule; Streaming Diffusion Policy for every SDP checkpoint, grouped by its
+h; and consistency students (``--consistency``) with 1 and 3 steps. Several checkpoint dirs
+per method (training seeds) are pooled: each is evaluated on the same ``--episodes`` seeded
+episodes and the success interval is over all of them.
 
 For every method: success with a 95% Wilson interval (``--num-envs`` vectorized envs), and, from
 a separate single-env run of ``--latency-episodes`` episodes (what a control loop pays), NFE
@@ -34,6 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--teacher", nargs="+", required=True, type=Path, help="diffusion checkpoint dir(s)"
     )
     parser.add_argument("--sdp", nargs="*", default=[], type=Path, help="SDP checkpoint dir(s)")
+    parser.add_argument(
+        "--consistency",
+        nargs="*",
+        default=[],
+        type=Path,
+        help="consistency student dir(s) (robodistill distill)",
+    )
+    parser.add_argument(
+        "--consistency-steps", type=int, nargs="+", default=[1, 3], help="student steps swept"
+    )
     parser.add_argument("--episodes", type=int, default=100, help="per checkpoint")
     parser.add_argument("--seed", type=int, default=1000, help="episode i uses seed + i")
     parser.add_argument("--num-envs", type=int, default=25, help="vectorized envs for success")
@@ -93,9 +104,11 @@ def run(args: argparse.Namespace) -> int:
         rows.append(_summarize(method))
         print(_line(rows[-1]), flush=True)
     report = {
+        "bench": "methods",
         "task": args.task,
         "teachers": [str(p) for p in args.teacher],
         "sdp": [str(p) for p in args.sdp],
+        "consistency": [str(p) for p in args.consistency],
         "episodes_per_checkpoint": args.episodes,
         "seed": args.seed,
         "num_envs": args.num_envs,
@@ -165,6 +178,17 @@ def _methods(args: argparse.Namespace, bound_k: int) -> list[Method]:
         by_h.setdefault(meta["config"]["streaming"]["num_chunks"], []).append(ckpt)
     for h, ckpts in sorted(by_h.items()):
         methods.append(Method(f"sdp_h{h}", "sdp", {"sampler": "sdp"}, ckpts))
+    for ckpt in args.consistency:
+        method = read_checkpoint(ckpt).meta["method"]
+        if method != "consistency":
+            raise ValueError(
+                f"--consistency {ckpt} is a {method!r} checkpoint; pass the output folder of "
+                "`robodistill distill`"
+            )
+    if args.consistency:
+        for steps in args.consistency_steps:
+            options = {"num_inference_steps": steps}
+            methods.append(Method(f"cp_{steps}step", "consistency", options, args.consistency))
     return methods
 
 
@@ -201,16 +225,17 @@ def _evaluate(method: Method, ckpt: Path, args: argparse.Namespace) -> dict[str,
 
 
 class _NfeCounter:
-    """Counts evaluations of ε_θ (per env) through a forward hook on the policy's U-Net."""
+    """Counts evaluations of ε_θ (per env) through a hook on the U-Net's output layer, which
+    every evaluation runs (``forward`` or, with a precomputed FiLM schedule, ``modulated``)."""
 
     def __init__(self, policy: Any) -> None:
         for attr in ("teacher", "base"):  # RTIPolicy.teacher, StreamingPolicy.base
             policy = getattr(policy, attr, policy)
         self.evaluations = 0
-        self._hook = policy.model.unet.register_forward_hook(self._count)
+        self._hook = policy.model.unet.final.register_forward_hook(self._count)
 
     def _count(self, module: Any, inputs: tuple, output: Any) -> None:
-        self.evaluations += inputs[0].shape[0]  # noisy actions (n, Tp, Da)
+        self.evaluations += output.shape[0]  # (n, Da, Tp) noise for n envs
 
     def close(self) -> None:
         self._hook.remove()

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     root = args.root or Path(teacher.meta["dataset"]["root"])
     windows = _heldout_windows(root, teacher, args.windows)
     results: dict[str, Any] = {
+        "bench": "video",
         "source": teacher.config.source,
         "teacher": str(args.teacher),
         "student": str(args.student),

@@ -47,7 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stream = sub.add_parser("stream", help="stream frames from a student as conditions arrive")
     stream.add_argument("--model", required=True, type=Path, help="run of `video distill`")
     cond = stream.add_mutually_exclusive_group(required=True)
-    cond.add_argument("--actions", type=Path, help="world model: .npy of (frames, action_dim)")
+    cond.add_argument(
+        "--actions",
+        type=Path,
+        help="world model: .npy of (frames, action_dim), or a clip .npz (its 'cond')",
+    )
     cond.add_argument(
         "--audio", type=Path, help="avatar: .npy waveform, or a clip .npz (its 'audio')"
     )
@@ -149,6 +153,7 @@ def _stream(args: argparse.Namespace) -> int:
         if args.actions is None:
             raise ValueError(f"{args.model} is a world-model student: pass --actions")
         actions = np.load(args.actions, allow_pickle=False)
+        actions = actions["cond"] if args.actions.suffix == ".npz" else actions
         dim = student.cond_dim
         if actions.ndim != 2 or actions.shape[1] != dim or len(actions) < blocks * block:
             raise ValueError(
