@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -37,11 +38,29 @@ def test_user_errors_are_one_line_with_the_fix(capsys):
     assert "known: ['car', 'diff_drive', 'holonomic']" in capsys.readouterr().err
 
 
-def test_demo_runs_and_reuses_finished_stages(tmp_path):
+def test_demo_runs_every_stage_and_reuses_finished_ones(tmp_path):
     out = tmp_path / "demo"
-    first = _cli("demo", "--out", str(out), "--episodes", "2", cwd=tmp_path)
+    first = _cli("demo", "--recipe", "demo/tiny", "--out", str(out), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert (out / "videos" / "push_expert.mp4").exists()
-    assert (out / "eval" / "push_expert.json").exists()
-    second = _cli("demo", "--out", str(out), "--episodes", "2", cwd=tmp_path)
-    assert second.stdout.count("done before, reusing") == 3
+    assert "$ robodistill train --recipe diffusion/tiny" in first.stdout  # commands are shown
+    for produced in [
+        "eval/expert.json",
+        "eval/teacher.json",
+        "runs/student/model.safetensors",
+        "bench/methods.json",
+        "bench/latency.json",
+        "bench/loop/loop.json",
+        "videos/world_model_stream.mp4",
+        "report.html",
+        "report.md",
+    ]:
+        assert (out / produced).exists(), produced
+    methods = json.loads((out / "bench" / "methods.json").read_text())["methods"]
+    assert {"ddim10", "sdp_h2", "cp_1step", "cp_3step"} <= {m["name"] for m in methods}
+    assert "cp_1step" in (out / "report.md").read_text()
+
+    (out / "stages" / "report.json").unlink()  # as if killed while writing the report
+    second = _cli("demo", "--recipe", "demo/tiny", "--out", str(out), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("done before, reusing") == 10
+    assert "$ robodistill report" in second.stdout
