@@ -13,7 +13,7 @@ and actions are sampled by running the reverse process from a^K ~ N(0, I) (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from robodistill.configs import ConfigError, from_dict
 from robodistill.diffusion.config import DiffusionConfig, SamplerName
 from robodistill.diffusion.normalizer import MinMaxNormalizer
 from robodistill.diffusion.obs_encoder import ObsEncoder
-from robodistill.diffusion.sampler import Sampler, make_sampler
+from robodistill.diffusion.sampler import NoiseModel, Sampler, make_sampler
 from robodistill.diffusion.unet1d import ConditionalUnet1D
 from robodistill.features import ACTION, IMAGE
 from robodistill.policy import Observation, Policy, PolicyInfo, Rollout
@@ -156,10 +156,13 @@ class DiffusionPolicy(Policy):
         obs_history: Mapping[str, torch.Tensor],
         noise: torch.Tensor,
         generator: torch.Generator | None = None,
+        noise_model: NoiseModel | None = None,
     ) -> torch.Tensor:
-        """Raw obs history (B, To, ...) and initial noise (B, Tp, Da) -> actions (B, Tp, Da)."""
+        """Raw obs history (B, To, ...) and initial noise (B, Tp, Da) -> actions (B, Tp, Da),
+        denoised by ``noise_model`` (default: the U-Net)."""
         global_cond = self.model.encoder(normalize_obs(self.normalizer, obs_history))  # (B, To*F)
-        actions = self.sampler(self.model.unet, global_cond, noise, generator)
+        unet = self.model.unet if noise_model is None else noise_model
+        actions = self.sampler(unet, global_cond, noise, generator)
         return self.normalizer.unnormalize(ACTION, actions)
 
 
@@ -194,8 +197,9 @@ class DiffusionRollout(Rollout):
         self._noise = torch.empty(num_envs, cfg.horizon, action_dim)
         self._generator = torch.Generator().manual_seed(seed)
 
-    def _push(self, obs: Observation) -> None:
-        """Append ``obs`` to every env's history; fresh envs get it repeated To times."""
+    def observe(self, obs: Observation) -> None:
+        """Append ``obs`` to every env's history without planning; fresh envs get it repeated
+        To times. The runtime calls it for the observations that arrive between chunks."""
         for key, history in self._history.items():
             if key not in obs:
                 raise KeyError(
@@ -216,21 +220,32 @@ class DiffusionRollout(Rollout):
                 history[self._fresh] = history[self._fresh, -1:]  # (n, 1, ...) -> (n, To, ...)
         self._fresh.fill_(False)
 
-    def _sample(self, envs: torch.Tensor | None = None) -> torch.Tensor:
+    def _sample(
+        self, envs: torch.Tensor | None = None, noise_model: NoiseModel | None = None
+    ) -> torch.Tensor:
         """A chunk (n, Tp, Da) for all envs, or for the env indices ``envs``."""
         history = self._history if envs is None else {k: v[envs] for k, v in self._history.items()}
         noise = self._noise if envs is None else self._noise[: len(envs)]
         torch.randn(noise.shape, generator=self._generator, out=noise)
-        return self.policy.sample_chunk(history, noise, self._generator)
+        return self.policy.sample_chunk(history, noise, self._generator, noise_model)
+
+    @torch.inference_mode()
+    def predict_guided_chunk(
+        self, obs: Observation, guide: Callable[[NoiseModel], NoiseModel]
+    ) -> np.ndarray:
+        """:meth:`predict_action_chunk` with ε_θ replaced by ``guide(ε_θ)`` for this chunk,
+        e.g. real-time chunking's prefix guidance (:mod:`robodistill.runtime.rtc`)."""
+        self.observe(obs)
+        return self._sample(noise_model=guide(self.policy.model.unet)).numpy()
 
     @torch.inference_mode()
     def predict_action_chunk(self, obs: Observation) -> np.ndarray:
-        self._push(obs)
+        self.observe(obs)
         return self._sample().numpy()
 
     @torch.inference_mode()
     def select_action(self, obs: Observation) -> np.ndarray:
-        self._push(obs)
+        self.observe(obs)
         empty = self._queue_pos >= self._ta  # (B,)
         if empty.any():
             envs = None if empty.all() else empty.nonzero().squeeze(1)

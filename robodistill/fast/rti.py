@@ -168,7 +168,7 @@ class RTIRollout(DiffusionRollout):
 
     def _iterate(self, obs: Observation) -> torch.Tensor:
         """One RTI iteration for every env: the new normalized chunk (B, Tp, Da)."""
-        self._push(obs)
+        self.observe(obs)
         teacher = self.policy
         cond = teacher.model.encoder(normalize_obs(teacher.normalizer, self._history))  # (B, C)
         chunk = torch.empty_like(self._previous)

@@ -338,7 +338,7 @@ class StreamingRollout(DiffusionRollout):
 
     @torch.inference_mode()
     def select_action(self, obs: Observation) -> np.ndarray:
-        self._push(obs)
+        self.observe(obs)
         empty = self._queue_pos >= self._ta  # (B,)
         if empty.any():
             envs = empty.nonzero().squeeze(1)
@@ -353,7 +353,7 @@ class StreamingRollout(DiffusionRollout):
     def predict_action_chunk(self, obs: Observation) -> np.ndarray:
         """The buffer after one streaming call (B, Tp, Da): clean up to index To-1+Ta, the
         look-ahead after it still partly noisy; the stream advances by Ta."""
-        self._push(obs)
+        self.observe(obs)
         chunk = self._stream(torch.arange(self.num_envs))
         return self.policy.normalizer.unnormalize(ACTION, chunk).numpy()
 

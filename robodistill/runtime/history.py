@@ -59,18 +59,14 @@ class ObservationHistory:
 def observer(rollout: Rollout, n_obs_steps: int) -> Callable[[Observation], None] | None:
     """How to push an observation into ``rollout``'s history without planning.
 
-    None when the policy needs no history (To = 1). Rollouts define ``observe(obs)``; the
-    diffusion teacher's rollout is adapted through its ``_push`` until it defines it.
+    None when the policy needs no history (To = 1). Rollouts with a history define
+    ``observe(obs)`` (as :class:`~robodistill.diffusion.policy.DiffusionRollout` does).
     """
     observe = getattr(rollout, "observe", None)
     if observe is not None:
         return observe
     if n_obs_steps == 1:
         return None
-    from robodistill.diffusion.policy import DiffusionRollout
-
-    if isinstance(rollout, DiffusionRollout):
-        return rollout._push
     raise ValueError(
         f"{type(rollout).__name__} conditions on {n_obs_steps} observations but has no "
         "observe(obs) method to receive the observations between chunks; add one"

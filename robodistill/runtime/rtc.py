@@ -169,31 +169,31 @@ def prefix_predictor(
     )
 
 
-@torch.inference_mode()
 def _diffusion_with_prefix(
     rollout, obs: Observation, prefix: ActionPrefix, method: GuidanceMethod, max_guidance: float
 ) -> np.ndarray:
-    """RTC for the diffusion teacher: its sampler with :class:`PrefixGuidedNoiseModel`.
-
-    Stopgap until ``DiffusionRollout`` takes a prefix itself: it uses the rollout's history
-    (``_push``, ``_history``) and noise generator, and mirrors ``DiffusionPolicy.sample_chunk``.
-    """
-    from robodistill.diffusion.policy import normalize_obs
+    """RTC for diffusion rollouts: their DDPM/DDIM sampler with :class:`PrefixGuidedNoiseModel`
+    in place of ε_θ for this chunk (``DiffusionRollout.predict_guided_chunk``)."""
     from robodistill.features import ACTION
 
     policy = rollout.policy
-    rollout._push(obs)
+    scheduler = getattr(policy.sampler, "scheduler", None)
+    if scheduler is None:
+        raise ValueError(
+            f"real-time chunking guides a DDPM/DDIM sampler, but this policy samples with "
+            f"{type(policy.sampler).__name__}; use --transition weighted_average (or latest_only)"
+        )
     target = policy.normalizer.normalize(ACTION, torch.as_tensor(prefix.actions))
-    guided = PrefixGuidedNoiseModel(
-        policy.model.unet,
-        policy.sampler.scheduler.alphas_cumprod,
-        target.expand(rollout.num_envs, *target.shape),
-        torch.as_tensor(prefix.weights),
-        method,
-        max_guidance,
-        steps=len(policy.sampler.scheduler.timesteps),
-    )
-    global_cond = policy.model.encoder(normalize_obs(policy.normalizer, rollout._history))
-    noise = torch.randn(rollout._noise.shape, generator=rollout._generator)
-    actions = policy.sampler(guided, global_cond, noise, rollout._generator)
-    return policy.normalizer.unnormalize(ACTION, actions).numpy()
+
+    def guide(unet):
+        return PrefixGuidedNoiseModel(
+            unet,
+            scheduler.alphas_cumprod,
+            target.expand(rollout.num_envs, *target.shape),
+            torch.as_tensor(prefix.weights),
+            method,
+            max_guidance,
+            steps=len(scheduler.timesteps),
+        )
+
+    return rollout.predict_guided_chunk(obs, guide)
