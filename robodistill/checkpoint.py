@@ -124,11 +124,18 @@ def _load_sdp(ckpt: Checkpoint, **sampler_options: Any) -> Policy:
     return load_fast_policy(ckpt, **sampler_options)
 
 
+def _load_compass(ckpt: Checkpoint, **options: Any) -> Policy:
+    from robodistill.compass.policy import load_compass_policy
+
+    return load_compass_policy(ckpt, **options)
+
+
 POLICY_LOADERS: dict[str, PolicyLoader] = {
     "diffusion": _load_diffusion,
     "edm": _load_edm,
     "consistency": _load_consistency,
     "sdp": _load_sdp,
+    "compass": _load_compass,
 }
 """method name (config.json "method") -> ``loader(ckpt, **sampler_options) -> Policy``."""
 

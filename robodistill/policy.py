@@ -81,6 +81,14 @@ class Policy(ABC):
         seeded evaluation is reproducible; None keeps the policy's default.
         """
 
+    def for_embodiment(self, embodiment: str) -> Policy:
+        """This policy driving ``embodiment`` (multi-embodiment tasks); by default itself.
+
+        Policies conditioned on the body they drive (the COMPASS generalist) return a copy
+        bound to it; ones made for a single body may refuse another one with a ValueError.
+        """
+        return self
+
 
 def load_policy(
     source: str | Path,
@@ -103,4 +111,5 @@ def load_policy(
         return make_expert(task, embodiment=embodiment, seed=seed)
     from robodistill.checkpoint import load_checkpoint_policy
 
-    return load_checkpoint_policy(Path(source), task=task, **sampler_options)
+    policy = load_checkpoint_policy(Path(source), task=task, **sampler_options)
+    return policy if embodiment is None else policy.for_embodiment(embodiment)

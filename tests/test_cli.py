@@ -35,7 +35,7 @@ def test_user_errors_are_one_line_with_the_fix(capsys):
     err = capsys.readouterr().err
     assert "unknown task 'pusht'" in err and "push" in err and "Traceback" not in err
     assert main(["eval", "--task", "nav", "--embodiment", "tank", "--policy", "expert"]) == 2
-    assert "known: ['car', 'diff_drive', 'holonomic']" in capsys.readouterr().err
+    assert "known: ['car', 'car_large', 'diff_drive', 'holonomic']" in capsys.readouterr().err
 
 
 def test_demo_runs_every_stage_and_reuses_finished_ones(tmp_path):

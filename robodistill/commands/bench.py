@@ -16,6 +16,8 @@ BENCHES: dict[str, str] = {
     "methods": "robodistill.bench.methods",
     "loop": "robodistill.bench.loop",
     "video": "robodistill.bench.video",
+    "compass": "robodistill.bench.compass",
+    "refine": "robodistill.bench.refine",
 }
 """Benchmark name -> module; extended as stages land."""
 

@@ -11,7 +11,7 @@ import argparse
 
 HELP = "RL refinement with a teacher (RPD, on-policy distillation, COMPASS) -> checkpoints"
 
-REFINERS: dict[str, str] = {}
+REFINERS: dict[str, str] = {"compass": "robodistill.compass.cli"}
 """Method name -> module; extended as methods land."""
 
 
