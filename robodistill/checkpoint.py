@@ -130,12 +130,26 @@ def _load_compass(ckpt: Checkpoint, **options: Any) -> Policy:
     return load_compass_policy(ckpt, **options)
 
 
+def _load_rpd(ckpt: Checkpoint, **options: Any) -> Policy:
+    from robodistill.refine.gaussian import load_gaussian_student
+
+    return load_gaussian_student(ckpt, **options)
+
+
+def _load_opd(ckpt: Checkpoint, **options: Any) -> Policy:
+    from robodistill.refine.binned import load_binned_student
+
+    return load_binned_student(ckpt, **options)
+
+
 POLICY_LOADERS: dict[str, PolicyLoader] = {
     "diffusion": _load_diffusion,
     "edm": _load_edm,
     "consistency": _load_consistency,
     "sdp": _load_sdp,
     "compass": _load_compass,
+    "rpd": _load_rpd,
+    "opd": _load_opd,
 }
 """method name (config.json "method") -> ``loader(ckpt, **sampler_options) -> Policy``."""
 

@@ -32,6 +32,8 @@ class DemoConfig:
     teacher_recipe: str = "diffusion/push_demo"
     sdp_recipe: str = "sdp/push_demo"
     student_recipe: str = "consistency/push_demo"
+    rpd_recipe: str = "rpd/demo"
+    """Refined Policy Distillation: a PPO student pulled toward the teacher's actions."""
     rti_steps: tuple[int, ...] = (2, 4)
     """RTI K' swept by the methods bench."""
     rti_schedule: int = 100
@@ -66,6 +68,7 @@ def _paths(out: Path) -> dict[str, str]:
         "teacher": "runs/teacher",
         "sdp": "runs/sdp",
         "student": "runs/student",
+        "rpd": "runs/rpd",
         "video_data": "data/video_push",
         "video_teacher": "runs/video_teacher",
         "video_student": "runs/video_student",
@@ -101,6 +104,12 @@ def _student(c: DemoConfig, out: Path) -> Commands:
     p = _paths(out)
     distill = ["distill", "--teacher", p["teacher"], "--recipe", c.student_recipe]
     return [[*distill, "--out", p["student"]]]
+
+
+def _rpd(c: DemoConfig, out: Path) -> Commands:
+    p = _paths(out)
+    refine = ["refine", "rpd", "--teacher", p["teacher"], "--task", TASK, "--recipe", c.rpd_recipe]
+    return [[*refine, "--out", p["rpd"]], _eval(p["rpd"], "rpd", c, out)]
 
 
 def _methods(c: DemoConfig, out: Path) -> Commands:
@@ -182,6 +191,7 @@ STAGES: list[Stage] = [
     Stage("teacher", "train the diffusion-policy teacher and evaluate it", _teacher),
     Stage("sdp", "train a Streaming Diffusion Policy (variable noise)", _sdp),
     Stage("student", "distil the teacher into a consistency student", _student),
+    Stage("rpd", "refine with RL (PPO) guided by the teacher (RPD)", _rpd),
     Stage("methods", "teacher vs RTI vs SDP vs student: success, NFE, latency", _methods),
     Stage("lerobot", "the teacher's latency against lerobot's DiffusionPolicy", _lerobot),
     Stage("loop", "the student in a fixed-rate control loop through the runtime", _loop),

@@ -47,6 +47,7 @@ def test_demo_runs_every_stage_and_reuses_finished_ones(tmp_path):
         "eval/expert.json",
         "eval/teacher.json",
         "runs/student/model.safetensors",
+        "eval/rpd.json",
         "bench/methods.json",
         "bench/latency.json",
         "bench/loop/loop.json",
@@ -62,5 +63,5 @@ def test_demo_runs_every_stage_and_reuses_finished_ones(tmp_path):
     (out / "stages" / "report.json").unlink()  # as if killed while writing the report
     second = _cli("demo", "--recipe", "demo/tiny", "--out", str(out), cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("done before, reusing") == 10
+    assert second.stdout.count("done before, reusing") == 11
     assert "$ robodistill report" in second.stdout

@@ -5,10 +5,11 @@
     robodistill demo --skip video             # leave stages out
 
 Collects expert demos, trains the diffusion teacher, runs RTI and SDP, distils a consistency
-student, benchmarks the methods and the teacher against lerobot's DiffusionPolicy, runs the
-student in a 100 Hz control loop, distils and streams a video world model, and writes one
-report. Each stage prints the ``robodistill`` commands it runs; a finished stage leaves
-``<out>/stages/<name>.json`` and is reused on a re-run, so a killed demo resumes.
+student, refines a PPO student with the teacher (RPD), benchmarks the methods and the teacher
+against lerobot's DiffusionPolicy, runs the student in a 100 Hz control loop, distils and
+streams a video world model, and writes one report. Each stage prints the ``robodistill``
+commands it runs; a finished stage leaves ``<out>/stages/<name>.json`` and is reused on a
+re-run, so a killed demo resumes.
 """
 
 from __future__ import annotations

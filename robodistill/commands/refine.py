@@ -11,7 +11,11 @@ import argparse
 
 HELP = "RL refinement with a teacher (RPD, on-policy distillation, COMPASS) -> checkpoints"
 
-REFINERS: dict[str, str] = {"compass": "robodistill.compass.cli"}
+REFINERS: dict[str, str] = {
+    "rpd": "robodistill.refine.rpd_command",
+    "opd": "robodistill.refine.opd_command",
+    "compass": "robodistill.compass.cli",
+}
 """Method name -> module; extended as methods land."""
 
 
