@@ -32,6 +32,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 export MUJOCO_GL=${MUJOCO_GL:-egl} HF_HUB_OFFLINE=1 PATH="$PWD/$venv/bin:$PATH"
+# One torch thread unless told otherwise: on a small CPU shared with anything else, two
+# OpenMP threads that wait on each other made demo training ~8x slower than one.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 command=${1:-setup}
 [ $# -gt 0 ] && shift
 case "$command" in
