@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
 
+from robodistill.checkpoint import CheckpointError
 from robodistill.cli import main
 from robodistill.compass.config import BaseConfig, CompassConfig
 from robodistill.compass.descriptor import check_descriptor, embodiment_descriptor
@@ -35,6 +38,10 @@ def test_residual_starts_exactly_at_the_base():
     mean, log_std = specialist.distribution(history)
     assert torch.equal(mean, base(history))
     assert torch.allclose(log_std, torch.full_like(log_std, math.log(0.1)))
+    # the residual reads [z, ō]: its ō branch starts at zero, the rest copies the base head
+    assert torch.equal(specialist.obs_branch.weight, torch.zeros_like(specialist.obs_branch.weight))
+    assert torch.equal(specialist.residual[0].weight, base.head[0].weight)
+    assert specialist.features(history).shape == (5, 8 + FRAME)
 
     obs_space = spaces.Box(-np.inf, np.inf, (2, FRAME), np.float32)
     act_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
@@ -44,6 +51,25 @@ def test_residual_starts_exactly_at_the_base():
     optimized = {id(p) for group in policy.optimizer.param_groups for p in group["params"]}
     assert not optimized & {id(p) for p in specialist.base.parameters()}  # the base is frozen
     assert id(specialist.log_std) in optimized
+    assert id(specialist.obs_branch.weight) in optimized
+    assert policy.critic[0].in_features == 8 + FRAME  # V(z, ō)
+
+
+def test_residual_uses_the_current_frame_once_trained():
+    specialist = SpecialistModel(_base(), init_std=0.1)
+    torch.nn.init.normal_(specialist.residual[-1].weight)
+    torch.nn.init.normal_(specialist.obs_branch.weight)
+    history = torch.randn(4, 2, FRAME)
+    changed = history.clone()
+    changed[:, -1, 0] += 1.0  # the current frame differs, the latent input is the same frames
+    z, obs = specialist.inputs(history)
+    assert torch.equal(obs, specialist.base.normalizer(history[:, -1]))
+    hidden = specialist.residual[0](z) + specialist.obs_branch(obs)
+    assert torch.allclose(specialist.residual_action(z, obs), specialist.residual[1:](hidden))
+    assert not torch.equal(
+        specialist.residual_action(z, obs),
+        specialist.residual_action(z, specialist.inputs(changed)[1]),
+    )
 
 
 def test_kl_is_zero_for_equal_gaussians_and_positive_otherwise():
@@ -123,3 +149,19 @@ def test_bad_input_errors(tiny_run, capsys):
     args = ["refine", "compass", "--recipe", "compass/tiny", "--dataset", str(data)]
     assert main([*args, "--out", str(out), "--specialist", "car"]) == 2
     assert "NAME=DIR" in capsys.readouterr().err
+
+
+def test_old_specialist_checkpoint_says_to_rerun(tiny_run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _, _, out, _ = tiny_run
+    old = tmp_path / "car"
+    shutil.copytree(out / "specialists" / "car", old)
+    weights = load_file(old / "model.safetensors")
+    del weights["obs_branch.weight"]  # a specialist whose residual read only z
+    save_file(weights, old / "model.safetensors")
+    meta = json.loads((old / "config.json").read_text())
+    meta["weights_sha256"] = hashlib.sha256((old / "model.safetensors").read_bytes()).hexdigest()
+    (old / "config.json").write_text(json.dumps(meta))  # a consistent, older-format checkpoint
+    with pytest.raises(CheckpointError, match=r"older COMPASS.*re-run `robodistill refine"):
+        load_policy(old, "nav", embodiment="car")

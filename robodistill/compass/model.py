@@ -7,8 +7,10 @@ Shapes: B batch, To observation frames, F frame size (``observation.state`` then
   encoder ``z_t = E(o_{t-To+1..t})``, a latent dynamics head ``ẑ_{t+1} = f(z_t, a_t)`` with an
   observation decoder ``ô = g(z)``, and a mobility policy head ``a = π(z)`` trained by BC.
 * :class:`SpecialistModel` — stage 2: the frozen base plus a residual Gaussian actor,
-  ``a ~ N(π(z) + r(z), σ²)``, executed as ``clip(a, -1, 1)``; ``r`` starts as a copy of ``π``
-  with its last layer zeroed and ``σ = init_std``, so the specialist starts at the base.
+  ``a ~ N(π(z) + r(z, ō), σ²)``, executed as ``clip(a, -1, 1)``, where ``ō`` is the current
+  frame normalized with the base's statistics (not the decoder output ``ô``); ``r`` starts as
+  a copy of ``π`` (with a zero-initialized input branch for ``ō``) whose last layer is zeroed,
+  and ``σ = init_std``, so the specialist starts exactly at the base.
 * :class:`GeneralistModel` — stage 3: the frozen base encoder and a Gaussian head conditioned on
   the scaled embodiment descriptor, ``N(μ(z, d/s), σ(z, d/s)²)``.
 """
@@ -111,7 +113,19 @@ def frozen(module: nn.Module) -> nn.Module:
 
 
 class SpecialistModel(nn.Module):
-    """Frozen base + residual actor r (a copy of the base head, last layer zeroed) + log σ."""
+    """Frozen base + residual actor r(z, ō) + log σ.
+
+    The latent z of a base trained on one embodiment's demos need not carry what another body
+    needs (a car's steering setpoint, its speed), so the residual also reads the current frame
+    ō = (o_t − m) / s, normalized with the base's statistics. Its first layer is the base head's
+    first layer on z plus a separate linear branch on ō:
+
+        h₁ = W_z z + b + W_o ō,   r(z, ō) = layers₂..(h₁),
+
+    with W_z, b and the hidden layers copied from π, W_o = 0 and the last layer zeroed, so
+    r ≡ 0 at the start (the specialist starts exactly at the base) and W_o only grows once PPO
+    finds a use for it. The critic reads the same [z, ō] (:meth:`features`).
+    """
 
     def __init__(self, base: BaseModel, init_std: float) -> None:
         super().__init__()
@@ -120,24 +134,42 @@ class SpecialistModel(nn.Module):
         last = self.residual[-1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
+        frame_dim = base.normalizer.mean.numel()
+        self.obs_branch = nn.Linear(frame_dim, base.head[0].out_features, bias=False)
+        nn.init.zeros_(self.obs_branch.weight)
         action_dim = last.out_features
         self.log_std = nn.Parameter(torch.full((action_dim,), math.log(init_std)))
+
+    @property
+    def feature_dim(self) -> int:
+        """Size of [z, ō], the input of the critic."""
+        return self.base.head[0].in_features + self.obs_branch.in_features
 
     def train(self, mode: bool = True) -> SpecialistModel:
         super().train(mode)
         self.base.eval()  # the base never leaves eval mode
         return self
 
-    def latent(self, history: torch.Tensor) -> torch.Tensor:
+    def inputs(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The latent z (B, L) and the normalized current frame ō (B, F), both without grad."""
         with torch.no_grad():
-            return self.base.encode(history)  # (B, L)
+            return self.base.encode(history), self.base.normalizer(history[:, -1])
+
+    def features(self, history: torch.Tensor) -> torch.Tensor:
+        """[z, ō] (B, L + F): what the critic reads."""
+        return torch.cat(self.inputs(history), dim=-1)
+
+    def residual_action(self, z: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """r(z, ō) (B, Da): the first layer on z plus the ō branch, then the copied layers."""
+        hidden = self.residual[0](z) + self.obs_branch(obs)  # (B, H)
+        return self.residual[1:](hidden)
 
     def distribution(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean π(z) + r(z) and log σ of the specialist's Gaussian, each (B, Da)."""
-        z = self.latent(history)
+        """Mean π(z) + r(z, ō) and log σ of the specialist's Gaussian, each (B, Da)."""
+        z, obs = self.inputs(history)
         with torch.no_grad():
             base_action = self.base.head(z)
-        mean = base_action + self.residual(z)
+        mean = base_action + self.residual_action(z, obs)
         return mean, self.log_std.expand_as(mean)
 
 

@@ -4,7 +4,7 @@ One checkpoint format (method ``compass``) serves the three stages; ``config.jso
 is a :class:`StageInfo` naming the stage:
 
 * ``base`` — drives any embodiment with ``clip(π(z))`` (it was trained on one);
-* ``specialist`` — drives only its own embodiment with ``clip(π(z) + r(z))`` (mean action);
+* ``specialist`` — drives only its own embodiment with ``clip(π(z) + r(z, ō))`` (mean action);
 * ``generalist`` — drives the embodiment it is bound to with ``clip(μ(z, d))``, where ``d`` is
   that embodiment's descriptor read from the task spec (:meth:`CompassPolicy.for_embodiment`,
   which ``load_policy(..., embodiment=...)`` and ``robodistill eval --embodiment`` call).
@@ -216,6 +216,13 @@ def load_compass_policy(ckpt: Checkpoint, **options: Any) -> CompassPolicy:
     info = read_stage_info(ckpt)
     if info.stage not in STAGES:
         raise CheckpointError(f"{ckpt.path}: unknown COMPASS stage {info.stage!r}")
+    if info.stage == "specialist" and "obs_branch.weight" not in ckpt.state_dict:
+        raise CheckpointError(
+            f"{ckpt.path} is a specialist from an older COMPASS whose residual read only the "
+            "latent z (it now reads z and the current frame): re-run `robodistill refine "
+            "compass` with a new --out (or delete <out>/specialists and <out>/generalist of that "
+            "run to retrain them on its base)"
+        )
     model = build_model(info)
     load_weights(model, ckpt)
     return CompassPolicy(info, model, source=str(ckpt.path))

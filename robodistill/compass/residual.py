@@ -1,10 +1,13 @@
 """COMPASS stage 2: residual PPO per embodiment, and the PPO-from-scratch baseline.
 
 With the base frozen, PPO (stable-baselines3) learns a residual Gaussian actor on the base's
-latent z:  a = clip(π(z) + r(z) + σ ε, −1, 1),  ε ~ N(0, I).  As in the authors' code, r starts
-as a copy of the base head π with its last layer zeroed and σ = ``init_std`` (0.1), so training
-starts at the base's behaviour; the critic V(z) is a fresh MLP on the same latent. PPO's loss is
-unchanged (clipped surrogate + value loss): only the policy is custom, in one small class.
+latent z and the normalized current frame ō:  a = clip(π(z) + r(z, ō) + σ ε, −1, 1),
+ε ~ N(0, I).  As in the authors' code, r starts as a copy of the base head π with its last layer
+zeroed, so the mean action starts at the base's (ō enters through a zero-initialized branch,
+see :class:`~robodistill.compass.model.SpecialistModel`); σ starts at ``init_std`` (0.1 in the
+authors' code, 1.0 in the nav recipe: 0.1 explores too little for the car); the critic V(z, ō)
+is a fresh MLP on the same inputs. PPO's loss is unchanged (clipped surrogate + value
+loss): only the policy is custom, in one small class.
 The env reports the dense nav reward and runs within the embodiment's own kinematic limits.
 
 The baseline is SB3's ``MlpPolicy`` on the same frame histories, same budget and PPO settings,
@@ -35,7 +38,7 @@ class ResidualActorCritic(ActorCriticPolicy):
     """SB3 actor-critic whose actor is a :class:`SpecialistModel` (frozen base + residual).
 
     SB3 builds its default heads (with an empty ``net_arch``); they are then replaced by the
-    specialist and a critic on z, and the optimizer is rebuilt over the trainable parameters
+    specialist and a critic on [z, ō], and the optimizer is rebuilt over the trainable parameters
     (residual, log σ, critic).
     """
 
@@ -51,8 +54,7 @@ class ResidualActorCritic(ActorCriticPolicy):
         super().__init__(observation_space, action_space, lr_schedule, net_arch=[], **kwargs)
         del self.action_net, self.value_net, self.log_std  # SB3's defaults, unused
         self.specialist = specialist
-        latent = specialist.base.head[0].in_features
-        self.critic = mlp([latent, critic_hidden, critic_hidden, 1])
+        self.critic = mlp([specialist.feature_dim, critic_hidden, critic_hidden, 1])
         self.action_dist = DiagGaussianDistribution(action_space.shape[0])
         trainable = [p for p in self.parameters() if p.requires_grad]
         self.optimizer = self.optimizer_class(trainable, lr=lr_schedule(1), **self.optimizer_kwargs)
@@ -74,7 +76,7 @@ class ResidualActorCritic(ActorCriticPolicy):
         return self._distribution(obs)
 
     def predict_values(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.critic(self.specialist.latent(obs.float()))  # (B, 1)
+        return self.critic(self.specialist.features(obs.float()))  # (B, 1)
 
 
 class LearningCurve(BaseCallback):
