@@ -22,6 +22,7 @@ Tp = ``horizon``, Da = action dimension.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,24 @@ class Rollout(ABC):
     @abstractmethod
     def reset(self, env_mask: np.ndarray | None = None) -> None:
         """Clear episode state for every env, or only where ``env_mask`` (B,) is True."""
+
+
+class StatelessRollout(Rollout):
+    """Rollout of a policy that acts on the current observation only (no history, no queue),
+    such as the MLP students of RL refinement: ``act(obs) -> (B, Da)``."""
+
+    def __init__(self, act: Callable[[Observation], np.ndarray], num_envs: int) -> None:
+        super().__init__(num_envs)
+        self.act = act
+
+    def select_action(self, obs: Observation) -> np.ndarray:
+        return self.act(obs)
+
+    def predict_action_chunk(self, obs: Observation) -> np.ndarray:
+        return self.act(obs)[:, None, :]  # (B, 1, Da): a chunk of one action
+
+    def reset(self, env_mask: np.ndarray | None = None) -> None:
+        """Nothing to forget."""
 
 
 class Policy(ABC):

@@ -23,7 +23,7 @@ from torch import nn
 
 from robodistill.checkpoint import Checkpoint, load_weights
 from robodistill.features import ACTION
-from robodistill.policy import Observation, Policy, PolicyInfo, Rollout
+from robodistill.policy import Observation, Policy, PolicyInfo, Rollout, StatelessRollout
 from robodistill.refine.envs import STATE_KEYS, join_features
 from robodistill.refine.gaussian import normalization_affine
 
@@ -106,7 +106,7 @@ class BinnedStudentPolicy(Policy):
         self.info = PolicyInfo(task=task, obs_mode="state", action_dim=model.action_dim)
 
     def new_rollout(self, num_envs: int = 1, seed: int | None = None) -> Rollout:
-        return BinnedStudentRollout(self, num_envs)
+        return StatelessRollout(self.act, num_envs)
 
     @torch.no_grad()
     def act(self, obs: Observation) -> np.ndarray:
@@ -114,23 +114,6 @@ class BinnedStudentPolicy(Policy):
         flat = torch.as_tensor(join_features(obs))
         task = torch.full((flat.shape[0],), self.task_index)
         return self.centers[self.model(flat, task).argmax(-1)].numpy()
-
-
-class BinnedStudentRollout(Rollout):
-    """Stateless: every call acts on the current observation only."""
-
-    def __init__(self, policy: BinnedStudentPolicy, num_envs: int) -> None:
-        super().__init__(num_envs)
-        self.policy = policy
-
-    def select_action(self, obs: Observation) -> np.ndarray:
-        return self.policy.act(obs)
-
-    def predict_action_chunk(self, obs: Observation) -> np.ndarray:
-        return self.policy.act(obs)[:, None, :]  # (B, 1, Da)
-
-    def reset(self, env_mask: np.ndarray | None = None) -> None:
-        """Nothing to forget."""
 
 
 def build_binned_model(config: Mapping[str, Any], shapes: Mapping, stats: TaskStats) -> BinnedMLP:

@@ -19,7 +19,7 @@ from torch import nn
 
 from robodistill.checkpoint import Checkpoint, load_weights
 from robodistill.features import ACTION
-from robodistill.policy import Observation, Policy, PolicyInfo, Rollout
+from robodistill.policy import Observation, Policy, PolicyInfo, Rollout, StatelessRollout
 from robodistill.refine.envs import STATE_KEYS, join_features
 
 try:  # SB3 is a dependency of refinement only
@@ -85,30 +85,13 @@ class GaussianStudentPolicy(Policy):
         )
 
     def new_rollout(self, num_envs: int = 1, seed: int | None = None) -> Rollout:
-        return GaussianStudentRollout(self, num_envs)
+        return StatelessRollout(self.act, num_envs)
 
     @torch.no_grad()
     def act(self, obs: Observation) -> np.ndarray:
         """(B, Da) mean actions in [-1, 1] for a batch of feature-dict observations."""
         flat = torch.as_tensor(join_features(obs))
         return policy_mean(self.sb3_policy, flat).clamp(-1.0, 1.0).numpy()
-
-
-class GaussianStudentRollout(Rollout):
-    """Stateless: every call acts on the current observation only."""
-
-    def __init__(self, policy: GaussianStudentPolicy, num_envs: int) -> None:
-        super().__init__(num_envs)
-        self.policy = policy
-
-    def select_action(self, obs: Observation) -> np.ndarray:
-        return self.policy.act(obs)
-
-    def predict_action_chunk(self, obs: Observation) -> np.ndarray:
-        return self.policy.act(obs)[:, None, :]  # (B, 1, Da)
-
-    def reset(self, env_mask: np.ndarray | None = None) -> None:
-        """Nothing to forget."""
 
 
 def build_sb3_policy(
