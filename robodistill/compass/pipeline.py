@@ -213,58 +213,38 @@ def _distill(
     total = d.steps + d.dagger_rounds * d.dagger_steps
     log = RunLog(out / "logs" / "generalist", 0, total)
     data, step, rounds = DistillData(), 0, []
-    for k, name in enumerate(cfg.embodiments):
-        drive = teacher_driver(teachers[name], d.stochastic_teacher, cfg.seed + k)
-        eps = record(
-            cfg,
-            data,
-            name,
-            descriptors[name],
-            teachers[name],
-            drive,
-            d.episodes_per_embodiment,
-            seed=20_000 + 1000 * k,
-        )
-        rounds.append(
-            {
-                "round": 0,
-                "driver": "specialist",
-                "embodiment": name,
-                "success_rate": float(np.mean([e["success"] for e in eps])),
-            }
-        )
-        log.info(
-            f"recorded {len(eps)} {name} specialist episodes, success "
-            f"{rounds[-1]['success_rate']:.0%}, {len(data)} samples so far"
-        )
+
+    def record_round(r: int, label: str, drive_for, episodes: int, seed_of) -> None:
+        """Record ``episodes`` per embodiment driven by ``drive_for(k, name)``; the specialists
+        label every visited state."""
+        for k, name in enumerate(cfg.embodiments):
+            eps = record(
+                cfg, data, name, descriptors[name], teachers[name], drive_for(k, name),
+                episodes, seed=seed_of(k),
+            )  # fmt: skip
+            success = float(np.mean([e["success"] for e in eps]))
+            row = {"round": r, "driver": label, "embodiment": name, "success_rate": success}
+            rounds.append(row)
+            log.info(f"round {r}: {label} on {name}: success {success:.0%}; {len(data)} samples")
+
+    record_round(
+        0,
+        "specialist",
+        lambda k, name: teacher_driver(teachers[name], d.stochastic_teacher, cfg.seed + k),
+        d.episodes_per_embodiment,
+        lambda k: 20_000 + 1000 * k,
+    )
     step = fit(model, optimizer, data, d.steps, d.batch_size, generator, log, step, d.log_every)
     _save_round(out, info, model, fingerprint, 0)
     for r in range(1, d.dagger_rounds + 1):
         student = CompassPolicy(dataclasses.replace(info, round=r - 1), model)
-        for k, name in enumerate(cfg.embodiments):
-            driver = student.for_embodiment(name).act
-            eps = record(
-                cfg,
-                data,
-                name,
-                descriptors[name],
-                teachers[name],
-                driver,
-                d.dagger_episodes,
-                seed=30_000 + 1000 * r + 100 * k,
-            )
-            rounds.append(
-                {
-                    "round": r,
-                    "driver": f"generalist round {r - 1}",
-                    "embodiment": name,
-                    "success_rate": float(np.mean([e["success"] for e in eps])),
-                }
-            )
-            log.info(
-                f"DAgger round {r}: generalist (round {r - 1}) on {name}: success "
-                f"{rounds[-1]['success_rate']:.0%}; {len(data)} samples"
-            )
+        record_round(
+            r,
+            f"generalist round {r - 1}",
+            lambda k, name, student=student: student.for_embodiment(name).act,
+            d.dagger_episodes,
+            lambda k, r=r: 30_000 + 1000 * r + 100 * k,
+        )
         step = fit(
             model, optimizer, data, d.dagger_steps, d.batch_size, generator, log, step, d.log_every
         )
