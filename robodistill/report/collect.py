@@ -3,8 +3,9 @@
 A file is recognized by its ``"bench"`` field (``policy``, ``methods``, ``loop``, ``video``,
 ``refine``, ``compass``) or, for files written before that field existed and for
 ``robodistill eval --json``, by the keys its producer always writes (:data:`SIGNATURES`).
-Files nobody claims are kept as *unknown* and listed in the report, never fatal. LeRobot
-datasets, checkpoint folders and hidden files are not searched: their JSON is metadata.
+Files nobody claims are kept as *unknown* and listed in the report, never fatal. Datasets
+(LeRobot or video clips), checkpoint folders and hidden files are not searched: their
+JSON is metadata.
 """
 
 from __future__ import annotations
@@ -118,8 +119,13 @@ def _json_files(root: Path, skipped: list[Path]) -> list[Path]:
 
 
 def _is_metadata_folder(folder: Path) -> bool:
-    """A LeRobotDataset (``meta/info.json``) or a checkpoint (``model.safetensors``)."""
-    return (folder / "meta" / "info.json").is_file() or (folder / "model.safetensors").is_file()
+    """A LeRobotDataset (``meta/info.json``), a checkpoint (``model.safetensors``) or a video
+    data root (``meta.json`` beside ``clips/``)."""
+    return (
+        (folder / "meta" / "info.json").is_file()
+        or (folder / "model.safetensors").is_file()
+        or ((folder / "meta.json").is_file() and (folder / "clips").is_dir())
+    )
 
 
 def _load(path: Path) -> tuple[dict[str, Any] | None, str | None]:
