@@ -6,7 +6,8 @@
 Every contestant (``--policy`` and each ``--baseline``: checkpoint folders, or
 ``lerobot-diffusion`` = lerobot's own DiffusionPolicy mirroring the first diffusion checkpoint
 given, see :mod:`robodistill.bench.lerobot_baseline`) is run at every NFE of ``--nfe``
-(alias ``--steps``), the denoising steps per chunk:
+(alias ``--steps``), the denoising steps per chunk; a contestant that cannot run an NFE (a
+1-3 step student at DDPM-100's) is skipped there and listed under ``skipped``:
 
 * diffusion teachers (ours and lerobot's): DDPM when NFE = K (``noise.num_train_timesteps``,
   the full reverse chain it was trained for, 100 in the recipes), DDIM when NFE < K;
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import math
 import os
 import platform
 import time
@@ -142,11 +144,18 @@ def run(args: argparse.Namespace) -> int:
     machine = machine_info()
     observations = load_observations(args, reference)
     results, policies = [], {}
+    skipped = []
     for nfe in args.nfe:
-        contestants = [
-            _make_contestant(source, metas.get(source) or teacher, nfe, args)
-            for source in (args.policy, *args.baseline)
-        ]
+        contestants = []
+        for source in (args.policy, *args.baseline):
+            try:
+                meta = metas.get(source) or teacher
+                contestants.append(_make_contestant(source, meta, nfe, args))
+            except ValueError as err:  # e.g. a 1-3 step student asked for DDPM-100's NFE
+                skipped.append({"policy": source, "nfe": nfe, "reason": str(err)})
+                print(f"NFE {nfe}: skipping {source}: {err}")
+        if not contestants:
+            raise ValueError(f"no contestant can denoise in {nfe} steps; drop it from --nfe")
         print(f"NFE {nfe}: timing {', '.join(c.name for c in contestants)}")
         chunk_s, queue_s = time_chunks(contestants, observations, args.chunks, args.warmup)
         breakdown = stage_breakdown(contestants, observations, args.breakdown_chunks)
@@ -166,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             )
     report = {
         "bench": "policy",
+        "skipped": skipped,
         "machine": machine,
         "setup": {
             "batch_size": args.batch_size,
@@ -459,7 +469,9 @@ def latency_ratios(
         if name != policy:
             continue
         for baseline in baselines:
-            theirs = by_key[(baseline, nfe)]
+            theirs = by_key.get((baseline, nfe))
+            if theirs is None:  # the baseline was skipped at this NFE
+                continue
             ratios.append(
                 {
                     "nfe": nfe,
@@ -479,11 +491,12 @@ def plot_latency(results: list[dict[str, Any]], out_file: Path) -> Path:
     nfes = sorted({r["nfe"] for r in results}, reverse=True)
     names = list(dict.fromkeys(r["policy"] for r in results))
     by_key = {(r["policy"], r["nfe"]): r["chunk_latency"] for r in results}
+    missing = {"p50_ms": math.nan, "p99_ms": math.nan}  # skipped at that NFE: no bar
     return grouped_bars(
         out_file,
         [f"NFE {n}" for n in nfes],
-        {name: [by_key[(name, n)]["p50_ms"] for n in nfes] for name in names},
-        upper={name: [by_key[(name, n)]["p99_ms"] for n in nfes] for name in names},
+        {name: [by_key.get((name, n), missing)["p50_ms"] for n in nfes] for name in names},
+        upper={name: [by_key.get((name, n), missing)["p99_ms"] for n in nfes] for name in names},
         ylabel="latency per chunk (ms)",
         title="per-chunk inference latency",
         note="solid: p50, light: p99",
