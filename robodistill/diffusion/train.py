@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from robodistill.training.ddp import (
 )
 from robodistill.training.run_log import RunLog
 from robodistill.training.seeding import seed_everything
+from robodistill.training.update import update
 
 
 def train(
@@ -177,16 +177,9 @@ def train(
         obs = normalize_obs(normalizer, {k: batch[k] for k in obs_keys})
         actions = normalizer.normalize(ACTION, batch[ACTION])  # a⁰: (B, Tp, Da) in [-1, 1]
         loss = loss_fn(ddp_model, obs=obs, actions=actions)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"loss is {loss_value} at step {step + 1}; lower train.lr")
-
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip_norm)
-        optimizer.step()
-        lr_scheduler.step()
-        ema.step(model.parameters())
+        loss_value, grad_norm = update(
+            loss, model.parameters(), optimizer, lr_scheduler, ema, tc.grad_clip_norm, step
+        )
 
         done = step + 1
         loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
@@ -196,7 +189,7 @@ def train(
                 done,
                 loss=loss_sum / loss_count,
                 lr=lr_scheduler.get_last_lr()[0],
-                grad_norm=grad_norm.item(),
+                grad_norm=grad_norm,
                 ema_decay=ema.cur_decay_value,
             )
             loss_sum, loss_count = 0.0, 0

@@ -14,7 +14,6 @@ the same command resumes from ``<out>/checkpoints/last``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from robodistill.training.checkpointing import (
 from robodistill.training.ddp import DistInfo
 from robodistill.training.run_log import RunLog
 from robodistill.training.seeding import seed_everything
+from robodistill.training.update import update
 from robodistill.video.checkpoints import TEACHER, feature_shapes
 from robodistill.video.config import VideoTeacherConfig
 from robodistill.video.data import CondNormalizer, VideoClips
@@ -189,15 +189,9 @@ def train_teacher(
         rng = np.random.default_rng([tc.seed, step])  # batch of step k: a function of (seed, k)
         x0, cond = clips.sample(rng, tc.batch_size, mc.clip_frames)  # (B,T,3,H,W), (B,T,Dc)
         loss = flow_matching_loss(model, x0, normalizer(cond), mc.context_frames)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"loss is {loss_value} at step {step + 1}; lower train.lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip_norm)
-        optimizer.step()
-        lr_scheduler.step()
-        ema.step(model.parameters())
+        loss_value, grad_norm = update(
+            loss, model.parameters(), optimizer, lr_scheduler, ema, tc.grad_clip_norm, step
+        )
 
         done = step + 1
         loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
@@ -207,7 +201,7 @@ def train_teacher(
                 done,
                 loss=loss_sum / loss_count,
                 lr=lr_scheduler.get_last_lr()[0],
-                grad_norm=grad_norm.item(),
+                grad_norm=grad_norm,
             )
             loss_sum, loss_count = 0.0, 0
         if done % tc.checkpoint_every == 0 or done == end_step:
