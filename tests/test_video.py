@@ -66,11 +66,43 @@ def test_kv_cached_blocks_equal_full_causal_forward() -> None:
     t[:, 4:] = 0.7  # clean past, the last block noisy: what the cache sees when streaming
     full = model(x, t, cond, block_causal_mask(6, 2, 2))
     cache = model.new_cache(0, 6)
-    model.forward_cached(x[:, :2], t[:, :2], cond[:, :2], cache, write=True)
-    block1 = model.forward_cached(x[:, 2:4], t[:, 2:4], cond[:, 2:4], cache, write=True)
+    model.forward_cached(x[:, :2], t[:, :2], cond[:, :2], cache, write_frames=2)
+    block1 = model.forward_cached(x[:, 2:4], t[:, 2:4], cond[:, 2:4], cache, write_frames=2)
     block2 = model.forward_cached(x[:, 4:], t[:, 4:], cond[:, 4:], cache)
     torch.testing.assert_close(block1, full[:, 2:4], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(block2, full[:, 4:], atol=1e-5, rtol=1e-4)
+
+
+@torch.no_grad()
+def test_fused_write_pass_equals_write_then_denoise() -> None:
+    """Writing block b in block b+1's first pass gives the same outputs and cache, also rolling."""
+    model = random_model()
+    clean, cond = inputs(frames=12)
+    noisy = torch.randn_like(clean)
+    t = torch.full((2, 2), 0.6)
+    for sink, window in ((0, 4), (2, 2)):  # no eviction / eviction at every block
+        separate, fused = model.new_cache(sink, window), model.new_cache(sink, window)
+        model.forward_cached(clean[:, :2], torch.zeros(2, 2), cond[:, :2], separate, write_frames=2)
+        done = slice(0, 2)
+        for start in range(2, 12, 2):
+            new = slice(start, start + 2)
+            if start > 2:
+                model.forward_cached(
+                    clean[:, done], torch.zeros(2, 2), cond[:, done], separate, write_frames=2
+                )
+            expected = model.forward_cached(noisy[:, new], t, cond[:, new], separate)
+            levels = torch.cat([torch.zeros(2, 2), t], dim=1)
+            got = model.forward_cached(
+                torch.cat([clean[:, done], noisy[:, new]], 1),
+                levels,
+                torch.cat([cond[:, done], cond[:, new]], 1),
+                fused,
+                write_frames=2,
+            )[:, 2:]
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+            done = new
+        assert fused.frames == separate.frames and fused.written == separate.written
+        torch.testing.assert_close(fused.keys[-1], separate.keys[-1], atol=1e-5, rtol=1e-4)
 
 
 @torch.no_grad()
@@ -84,7 +116,7 @@ def test_teacher_forcing_layout_equals_cached_inference() -> None:
     t = torch.cat([torch.zeros(2, 6), t_noisy], dim=1)
     v = model(torch.cat([clean, noisy], 1), t, torch.cat([cond, cond[:, 2:]], 1), mask, positions)
     cache = model.new_cache(0, 6)
-    model.forward_cached(clean[:, :2], torch.zeros(2, 2), cond[:, :2], cache, write=True)
+    model.forward_cached(clean[:, :2], torch.zeros(2, 2), cond[:, :2], cache, write_frames=2)
     for b in range(2):
         frames = slice(2 + 2 * b, 4 + 2 * b)
         noisy_b = noisy[:, 2 * b : 2 * b + 2]
@@ -93,7 +125,7 @@ def test_teacher_forcing_layout_equals_cached_inference() -> None:
         )
         torch.testing.assert_close(cached, v[:, 6 + 2 * b : 8 + 2 * b], atol=1e-5, rtol=1e-4)
         model.forward_cached(
-            clean[:, frames], torch.zeros(2, 2), cond[:, frames], cache, write=True
+            clean[:, frames], torch.zeros(2, 2), cond[:, frames], cache, write_frames=2
         )
 
 
@@ -102,10 +134,10 @@ def test_rolling_cache_keeps_the_sink_and_a_constant_size() -> None:
     model = random_model()
     cache = model.new_cache(sink_frames=2, window_frames=2)
     x, cond = inputs(frames=2)
-    model.forward_cached(x, torch.zeros(2, 2), cond, cache, write=True)
+    model.forward_cached(x, torch.zeros(2, 2), cond, cache, write_frames=2)
     sink_keys = cache.keys[0][:, :, : 2 * model.tokens_per_frame].clone()
     for _ in range(10):  # 20 frames, far beyond the 6 positions trained on
-        model.forward_cached(torch.randn_like(x), torch.zeros(2, 2), cond, cache, write=True)
+        model.forward_cached(torch.randn_like(x), torch.zeros(2, 2), cond, cache, write_frames=2)
         assert cache.frames <= 4
     assert cache.written == 22 and cache.frames == 4
     torch.testing.assert_close(cache.keys[0][:, :, : 2 * model.tokens_per_frame], sink_keys)
@@ -132,7 +164,7 @@ def test_cache_asked_for_more_context_than_trained_raises() -> None:
         stream_cache(model, 2, StreamConfig(sink_frames=2, window_frames=6), sink=True)
     cache = model.new_cache(0, 6)
     x, cond = inputs(frames=4, batch=1)
-    model.forward_cached(x, torch.zeros(1, 4), cond, cache, write=True)
+    model.forward_cached(x, torch.zeros(1, 4), cond, cache, write_frames=4)
     with pytest.raises(ValueError, match="sink_frames \\+ window_frames <= 3"):
         model.forward_cached(x[:, :3], torch.zeros(1, 3), cond[:, :3], cache)
 

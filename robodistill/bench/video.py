@@ -115,10 +115,12 @@ def _latency(teacher: Any, student: Any, windows: dict[str, Any], repeats: int) 
 
     Teacher: a clip takes N Euler steps over all frames; its first frame exists only at the
     end. Student: a stream of 16 blocks with 1 or 2 steps per block (the first block with
-    ``first_block_steps``); per-frame = median block time / block_frames (denoising passes
-    plus the KV-cache write pass), first-frame = cache prefill with the context + first block.
+    ``first_block_steps``); per-frame = median block time / block_frames (the denoising passes;
+    the first also writes the previous block into the KV cache), first-frame = a new stream's
+    first block (its first pass also writes the context). Both run under inference_mode.
     """
     import numpy as np
+    import torch
 
     from robodistill.stats import latency_summary
     from robodistill.video.data import tensor_to_frames
@@ -131,7 +133,8 @@ def _latency(teacher: Any, student: Any, windows: dict[str, Any], repeats: int) 
     teacher_times = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
-        sample_teacher(teacher.model, frames[:, :n_ctx], cond, teacher.config.sample_steps)
+        with torch.inference_mode():  # as the student's stream runs
+            sample_teacher(teacher.model, frames[:, :n_ctx], cond, teacher.config.sample_steps)
         teacher_times.append(time.perf_counter() - start)
     teacher_clip = float(np.median(teacher_times[1:]))
     teacher_per_frame = teacher_clip / (clip_len - n_ctx)

@@ -19,7 +19,10 @@ a 96-wide transformer, but it can carry a smooth image (x-prediction, as in Li &
 * Student (block-causal, CausVid): frames are grouped into blocks - the C context frames form
   block 0, then blocks of B frames - and a token attends to its own block and earlier ones
   (:func:`block_causal_mask`). :class:`KVCache` holds the keys and values of finished
-  (clean, t = 0) blocks so a new block costs one pass over its own tokens.
+  (clean, t = 0) blocks so a new block costs one pass over its own tokens. When streaming,
+  the pass that writes finished block b into the cache is fused with the first denoising
+  pass of block b + 1 (``forward_cached(..., write_frames=B)``): one pass per block saved,
+  with the same outputs as two passes.
 
 The cache stores keys *before* the rotary embedding and assigns positions at attention time:
 cached frames get positions 0, 1, ..., in cache order, the new block the next ones. Before
@@ -123,20 +126,32 @@ class KVCache:
         self.keys[layer] = k if old is None else torch.cat([old[0], k], dim=2)
         self.values[layer] = v if old is None else torch.cat([old[1], v], dim=2)
 
-    def commit(self, new_frames: int) -> None:
-        """Account for frames appended to every layer, then evict beyond the capacity."""
-        self.frames += new_frames
-        self.written += new_frames
-        excess = self.frames - self.capacity
+    def make_room(self, new_frames: int) -> None:
+        """Evict the oldest window frames so that ``new_frames`` more fit the capacity.
+
+        Called before frames are written, so the written frames attend to the cache as it
+        will be kept (sinks + the most recent frames) and every frame's keys stay as written.
+        """
+        sink = min(self.sink_frames, self.frames)
+        excess = self.frames + new_frames - self.capacity
         if excess <= 0:
             return
+        if new_frames > self.capacity - sink:
+            raise ValueError(
+                f"cannot write {new_frames} frames into a cache of {self.sink_frames} sink + "
+                f"{self.window_frames} window frames: raise window_frames"
+            )
         n = self.tokens_per_frame
-        sink, keep_from = self.sink_frames * n, (self.sink_frames + excess) * n
         for layer in range(self.depth):
             for store in (self.keys, self.values):
                 t = store[layer]
-                store[layer] = torch.cat([t[:, :, :sink], t[:, :, keep_from:]], dim=2)
-        self.frames = self.capacity
+                store[layer] = torch.cat([t[:, :, : sink * n], t[:, :, (sink + excess) * n :]], 2)
+        self.frames -= excess
+
+    def commit(self, new_frames: int) -> None:
+        """Account for frames appended to every layer (after :meth:`make_room`)."""
+        self.frames += new_frames
+        self.written += new_frames
 
 
 class Attention(nn.Module):
@@ -285,7 +300,7 @@ class VideoDiT(nn.Module):
                     "trained on; stream longer videos block by block (robodistill.video.stream)"
                 )
             positions = torch.arange(n_frames)
-        return self._run(x, t, cond, positions, mask, cache=None, write=False)
+        return self._run(x, t, cond, positions, mask, cache=None, write_frames=0)
 
     def forward_cached(
         self,
@@ -293,15 +308,22 @@ class VideoDiT(nn.Module):
         t: torch.Tensor,
         cond: torch.Tensor,
         cache: KVCache,
-        write: bool = False,
+        write_frames: int = 0,
     ) -> torch.Tensor:
-        """v for one block x (B, Fb, 3, H, W) attending to ``cache`` and itself.
+        """v for frames x (B, F, 3, H, W) attending to ``cache`` and to one another.
 
-        With ``write`` the block's keys/values are appended to ``cache`` (call it with the
-        finished, clean block at t = 0, as CausVid does).
+        The first ``write_frames`` frames are finished ones (clean, t = 0, as CausVid writes
+        them): they attend to the cache and to each other only, and their keys/values are
+        appended to ``cache``. The remaining frames (a block being denoised) attend to the
+        cache and to every frame of x. So one pass over [finished block b | noisy block b+1]
+        equals the write pass of b followed by the first denoising pass of b+1.
         """
         self.check_inputs(x, t, cond)
         n_frames = x.shape[1]
+        if not 0 <= write_frames <= n_frames:
+            raise ValueError(f"write_frames must be in [0, {n_frames}], got {write_frames}")
+        if write_frames:
+            cache.make_room(write_frames)
         if cache.frames + n_frames > self.config.clip_frames:
             raise ValueError(
                 f"the cache holds {cache.frames} frames and the block {n_frames}: more than the "
@@ -309,7 +331,11 @@ class VideoDiT(nn.Module):
                 f"sink_frames + window_frames <= {self.config.clip_frames - n_frames}"
             )
         positions = torch.arange(cache.frames, cache.frames + n_frames)
-        return self._run(x, t, cond, positions, None, cache=cache, write=write)
+        frame_mask = None
+        if 0 < write_frames < n_frames:
+            frame_mask = torch.ones(n_frames, cache.frames + n_frames, dtype=torch.bool)
+            frame_mask[:write_frames, cache.frames + write_frames :] = False
+        return self._run(x, t, cond, positions, frame_mask, cache, write_frames)
 
     def _run(
         self,
@@ -319,8 +345,9 @@ class VideoDiT(nn.Module):
         positions: torch.Tensor,
         frame_mask: torch.Tensor | None,
         cache: KVCache | None,
-        write: bool,
+        write_frames: int,
     ) -> torch.Tensor:
+        """The pass; ``frame_mask`` (F, cached + F) over the cached and the given frames."""
         n_patch = self.tokens_per_frame
         h = self.patch_embed(self.patchify(x)) + self.pos_embed  # (B, F, N, D)
         c = self.t_embed(timestep_embedding(t, self.config.dim)) + self.c_embed(cond)  # (B,F,D)
@@ -333,13 +360,14 @@ class VideoDiT(nn.Module):
         if frame_mask is not None:
             mask = frame_mask.repeat_interleave(n_patch, 0)  # (F N, Fk)
             mask = mask.repeat_interleave(n_patch, 1)  # (F N, Fk N)
+        written = write_frames * n_patch
         for i, block in enumerate(self.blocks):
             past = cache.past(i) if cache is not None else None
             h, k, v = block(h, c, q_rot, k_rot, mask, past)
-            if write:
-                cache.append(i, k, v)
-        if write:
-            cache.commit(x.shape[1])
+            if written:
+                cache.append(i, k[:, :, :written], v[:, :, :written])
+        if written:
+            cache.commit(write_frames)
         shift, scale = self.final_modulation(c)[:, :, None].chunk(2, dim=-1)  # (B, F, 1, D)
         out = self.head(self.final_norm(h) * (1 + scale) + shift)  # (B, F, N, 3 p p)
         x0 = self.unpatchify(out)  # (B, F, 3, H, W): the network predicts clean frames

@@ -1,7 +1,8 @@
 """Streaming generation with the causal student: one block of frames per block of conditions.
 
 The student denoises a block of B frames in a few steps while attending to a KV cache of
-finished frames, then writes the clean block into the cache (CausVid). The cache rolls: the
+finished frames, then writes the clean block into the cache (CausVid) - in the same pass as
+the next block's first denoising step, so a 1-step block costs one pass. The cache rolls: the
 first ``sink_frames`` frames of a stream stay forever (attention sinks; for the avatar the
 reference frame - LiveTalk's identity anchor) and only the last ``window_frames`` generated
 frames are kept, so every frame costs the same however long the stream runs. The first
@@ -43,12 +44,15 @@ def denoise_block(
     timesteps: Sequence[float],
     grad_last: bool = False,
     generator: torch.Generator | None = None,
+    pending: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Few-step sampling of one block (B, Fb, 3, H, W) from ``noise`` given the cache.
 
     At each level t_i: x̂_0 = x - t_i v(x, t_i); then x = (1 - t_{i+1}) x̂_0 + t_{i+1} ε with
     fresh ε (CausVid / DMD's multi-step generator). Returns the last x̂_0; only the last step
-    keeps its graph when ``grad_last`` (Self Forcing's truncated gradient).
+    keeps its graph when ``grad_last`` (Self Forcing's truncated gradient). ``pending`` =
+    (frames, cond) of finished frames not yet in the cache: the first pass writes them
+    (inference only: their keys must not carry a graph).
     """
     bsz, n_block = noise.shape[:2]
     x = noise
@@ -56,17 +60,45 @@ def denoise_block(
         last = i == len(timesteps) - 1
         levels = torch.full((bsz, n_block), t)
         with torch.set_grad_enabled(grad_last and last):
-            x0 = predict_x0(x, levels, model.forward_cached(x, levels, cond, cache))
+            if pending is None:
+                v = model.forward_cached(x, levels, cond, cache)
+            else:
+                v = _fused_pass(model, cache, pending, x, levels, cond)
+                pending = None
+            x0 = predict_x0(x, levels, v)
         if not last:
             eps = torch.randn(x0.shape, generator=generator)
             x = add_noise(x0.detach(), eps, torch.full((bsz, n_block), timesteps[i + 1]))
     return x0
 
 
+def _fused_pass(
+    model: VideoDiT,
+    cache: KVCache,
+    pending: tuple[torch.Tensor, torch.Tensor],
+    x: torch.Tensor,
+    levels: torch.Tensor,
+    cond: torch.Tensor,
+) -> torch.Tensor:
+    """Write the pending finished frames and denoise x in one pass; returns v of x."""
+    frames, frames_cond = pending
+    n_done = frames.shape[1]
+    v = model.forward_cached(
+        torch.cat([frames, x], dim=1),
+        torch.cat([torch.zeros(frames.shape[:2]), levels], dim=1),
+        torch.cat([frames_cond, cond], dim=1),
+        cache,
+        write_frames=n_done,
+    )
+    return v[:, n_done:]
+
+
 @torch.no_grad()
 def write_block(model: VideoDiT, cache: KVCache, frames: torch.Tensor, cond: torch.Tensor) -> None:
     """Append clean frames (B, Fb, 3, H, W) to the cache (a pass at t = 0)."""
-    model.forward_cached(frames.detach(), torch.zeros(frames.shape[:2]), cond, cache, write=True)
+    model.forward_cached(
+        frames.detach(), torch.zeros(frames.shape[:2]), cond, cache, write_frames=frames.shape[1]
+    )
 
 
 def rollout(
@@ -166,7 +198,8 @@ class VideoStream:
         self.generator = torch.Generator().manual_seed(seed)
         self.blocks_done = 0
         zeros = torch.zeros(1, mc.context_frames, self.model.cond_dim)
-        write_block(self.model, self.cache, frames_to_tensor(context)[None], zeros)
+        self.pending = frames_to_tensor(context)[None], zeros
+        """Finished frames (1, F, 3, H, W) and their conditions, written by the next step."""
 
     def condition_tensor(self, condition: np.ndarray) -> torch.Tensor:
         """Raw conditions of one block -> normalized (1, B, Dc); wrong shapes are errors."""
@@ -189,7 +222,7 @@ class VideoStream:
             )
         return self.student.normalizer(torch.from_numpy(condition))[None]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def step(self, condition: np.ndarray) -> np.ndarray:
         """Generate the next block of frames (B, H, W, 3) uint8 from its conditions."""
         cond = self.condition_tensor(condition)
@@ -197,8 +230,16 @@ class VideoStream:
         levels = student_timesteps(self.config.student_steps, steps)
         s = self.model.config.frame_size
         noise = torch.randn(1, self.block_frames, 3, s, s, generator=self.generator)
-        x0 = denoise_block(self.model, self.cache, noise, cond, levels, generator=self.generator)
-        write_block(self.model, self.cache, x0, cond)
+        x0 = denoise_block(
+            self.model,
+            self.cache,
+            noise,
+            cond,
+            levels,
+            generator=self.generator,
+            pending=self.pending,
+        )
+        self.pending = x0, cond
         self.blocks_done += 1
         return tensor_to_frames(x0[0])
 
