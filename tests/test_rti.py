@@ -87,7 +87,7 @@ def test_guess_is_previous_chunk_shifted_with_discrete_channel_snapped():
 def test_without_renoise_a_fixed_point_guess_stays_put():
     """With ε_θ ≡ 0 and DDIM, the last step maps a guess a to a/√ᾱ_0 ≈ a."""
     teacher = untrained_policy(sampler=make_sampler(tiny_config().noise, "ddim", 4))
-    rti = RTIPolicy(teacher, rti_steps=1, discrete=[])
+    rti = RTIPolicy(teacher, rti_steps=1, discrete=[], renoise=False)
     unet = teacher.model.unet
     unet.forward = lambda a, t, c: torch.zeros_like(a)
     constant = torch.full((1, 8, 2), 0.5)

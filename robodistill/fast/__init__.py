@@ -8,7 +8,7 @@
   (``robodistill train --recipe sdp/...``).
 * ``sampler="chunk"``: plain chunk sampling (the default of a diffusion checkpoint).
 
-``load_policy(path, sampler="rti", rti_steps=2, rti_renoise=False)``; ``scheduler`` and
+``load_policy(path, sampler="rti", rti_steps=2, rti_renoise=True)``; ``scheduler`` and
 ``num_inference_steps`` choose the schedule RTI takes its last steps from and SDP streams over.
 :mod:`robodistill.fast.lipschitz` estimates the Lipschitz constant of ε_θ and RTI-DP's
 contraction bound for every K′.
