@@ -308,9 +308,9 @@ def _plot(rows: list[dict[str, Any]], json_file: Path) -> list[Path]:
             group = [r for r in rows if r["family"] == family]
             x = [max(r[key], 1e-3) for r in group]
             y = [r["success_rate"] for r in group]
-            err = [  # clamped: at 0% or 100% the float interval may miss the rate by 1e-17
-                [max(0.0, r["success_rate"] - r["success_ci95"][0]) for r in group],
-                [max(0.0, r["success_ci95"][1] - r["success_rate"]) for r in group],
+            err = [
+                [r["success_rate"] - r["success_ci95"][0] for r in group],
+                [r["success_ci95"][1] - r["success_rate"] for r in group],
             ]
             ax.errorbar(x, y, yerr=err, fmt="o", color=f"C{i}", label=family, capsize=3)
             for r, xi, yi in zip(group, x, y, strict=True):
