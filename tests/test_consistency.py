@@ -87,6 +87,20 @@ def test_karras_grid_and_heun_are_exact_on_a_point_mass():
     torch.testing.assert_close(x_u, a + (u / t).reshape(-1, 1, 1) * (x - a))
 
 
+def test_heun_step_into_sigma_min_is_euler_under_the_boundary_parameterization():
+    # a point mass a, with D(x; σ_min) = x as the boundary-condition preconditioning forces
+    sigma_min, a, x = 0.02, torch.randn(2, 8, 2), torch.randn(2, 8, 2) * 80
+
+    def denoise(x, sigma):
+        return torch.where((sigma <= sigma_min).reshape(-1, 1, 1), x, a)
+
+    t, u = torch.full((2,), 80.0), torch.full((2,), sigma_min)
+    got = heun_step(denoise, x, t, u, sigma_floor=sigma_min)
+    torch.testing.assert_close(got, a + (sigma_min / 80.0) * (x - a))  # the exact ODE solution
+    halfway = heun_step(denoise, x, t, u)  # a Heun correction with D's forced slope 0 at σ_min
+    assert (halfway - a).abs().mean() > 100 * (got - a).abs().mean()
+
+
 def test_boundary_conditions_hold_by_construction():
     config = resolve_config(student_config(), _fake_teacher())
     model = ConsistencyModel(config, FEATURE_SHAPES).eval()

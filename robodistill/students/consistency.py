@@ -345,7 +345,9 @@ def distillation_loss(
     t, u, s = grid[i], grid[j], grid[k]
     x_t = x0 + as_column(t) * torch.randn_like(x0)
     with torch.no_grad():
-        x_u = heun_step(lambda x, sig: teacher.denoise(x, sig, global_cond), x_t, t, u)
+        x_u = heun_step(
+            lambda x, sig: teacher.denoise(x, sig, global_cond), x_t, t, u, cfg.sigma_min
+        )
         target = ctm_jump(target_unet, x_u, u, s, global_cond, cfg)
         target = ctm_jump(target_unet, target, s, end, global_cond, cfg)
     jumped = ctm_jump(unet, x_t, t, s, global_cond, cfg)

@@ -131,13 +131,24 @@ def karras_sigmas(num: int, cfg: EdmNoiseConfig) -> torch.Tensor:
 
 
 def heun_step(
-    denoise: Denoiser, x: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    sigma_next: torch.Tensor,
+    sigma_floor: float = 0.0,
 ) -> torch.Tensor:
-    """One step of EDM's Heun solver from σ (B,) to σ_next (B,); Euler where σ_next = 0."""
+    """One step of EDM's Heun solver from σ (B,) to σ_next (B,); Euler where σ_next <= σ_floor.
+
+    EDM takes an Euler last step into σ = 0. With the boundary-condition preconditioning the
+    same holds at σ_min: D(x; σ_min) = x by construction, so the slope there is 0 whatever the
+    data and a Heun correction would average the true slope with 0 and stop half-way (with 2
+    bins the sample lands half-way between the noise and the denoised chunk). Callers pass
+    σ_floor = σ_min.
+    """
     step = as_column(sigma_next - sigma)
     slope = (x - denoise(x, sigma)) / as_column(sigma)
     x_next = x + step * slope
-    final = sigma_next == 0
+    final = sigma_next <= sigma_floor
     if final.all():
         return x_next
     safe_next = torch.where(final, torch.ones_like(sigma_next), sigma_next)
@@ -231,7 +242,9 @@ class EdmSampler:
             return edm_denoise(noise_model, x, sigma, global_cond, self.cfg)
 
         for sigma, sigma_next in zip(self.sigmas[:-1], self.sigmas[1:], strict=True):
-            x = heun_step(denoise, x, sigma.expand(batch), sigma_next.expand(batch))
+            x = heun_step(
+                denoise, x, sigma.expand(batch), sigma_next.expand(batch), self.cfg.sigma_min
+            )
         return x.clamp(-1, 1) if self.cfg.clip_sample else x
 
 
