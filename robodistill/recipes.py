@@ -10,7 +10,8 @@ TOML tables. For example ``policies/diffusion/push_state.toml``::
     steps = 6000
 
 Recipes are named ``<method>/<name>`` (``diffusion/push_state``) or given as a path to a
-``.toml`` file. An unknown recipe name lists the available ones; an unknown field or a value
+``.toml`` file; a path's folder names its method, as in ``policies/`` (``my_recipes/rpd/x.toml``
+is an RPD recipe). An unknown recipe name lists the available ones; an unknown field or a value
 of the wrong type is a :class:`robodistill.configs.ConfigError` naming the field.
 """
 
@@ -51,6 +52,17 @@ def recipe_path(name_or_path: str | Path) -> Path:
 def recipe_method(name_or_path: str | Path) -> str:
     """The method a recipe belongs to: the name of the folder holding its TOML file."""
     return recipe_path(name_or_path).parent.name
+
+
+def require_method(name_or_path: str | Path, method: str, example: str) -> None:
+    """A ConfigError unless the recipe belongs to ``method`` (its folder is ``method/``)."""
+    found = recipe_method(name_or_path)
+    if found != method:
+        raise ConfigError(
+            f"recipe {str(name_or_path)!r} is a {found!r} recipe (the folder holding a recipe "
+            f"names its method); pass a {method} recipe such as {example}, or put your own "
+            f".toml in a folder named {method}/ (e.g. my_recipes/{method}/mine.toml)"
+        )
 
 
 def load_recipe(name_or_path: str | Path, config_cls: type[T]) -> T:

@@ -14,7 +14,7 @@ from robodistill.configs import ConfigError
 from robodistill.data.loading import DatasetError
 from robodistill.diffusion.config import DiffusionConfig
 from robodistill.policy import load_policy
-from robodistill.recipes import list_recipes, load_recipe
+from robodistill.recipes import list_recipes, load_recipe, require_method
 
 torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared 2-core CPU
 
@@ -57,6 +57,17 @@ def test_bad_recipe_is_an_error_naming_the_field(tmp_path, toml, message):
 def test_unknown_recipe_lists_available_ones():
     with pytest.raises(ConfigError, match="diffusion/push_state"):
         load_recipe("diffusion/push_sate", DiffusionConfig)
+
+
+def test_own_recipe_file_takes_its_method_from_its_folder(tmp_path):
+    mine = tmp_path / "rpd" / "mine.toml"
+    mine.parent.mkdir()
+    mine.write_text('task = "push"\n')
+    require_method(mine, "rpd", "rpd/push")  # accepted
+    loose = tmp_path / "mine.toml"
+    loose.write_text('task = "push"\n')
+    with pytest.raises(ConfigError, match="folder named rpd/"):
+        require_method(loose, "rpd", "rpd/push")
 
 
 def test_train_command_runs_and_overrides_steps(tmp_path):

@@ -44,17 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Distil as ``args`` say; errors a user can fix are ValueErrors with the fix in them."""
-    from robodistill.configs import ConfigError
-    from robodistill.recipes import load_recipe, recipe_method
+    from robodistill.recipes import load_recipe, require_method
     from robodistill.students.consistency import ConsistencyConfig
     from robodistill.students.distill import distill
 
-    method = recipe_method(args.recipe)
-    if method != "consistency":
-        raise ConfigError(
-            f"recipe {args.recipe!r} is a {method!r} recipe; distill takes a student recipe "
-            "from policies/consistency/ (e.g. consistency/push_state)"
-        )
+    require_method(args.recipe, "consistency", "consistency/push_state")
     config = load_recipe(args.recipe, ConsistencyConfig)
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
     if overrides:

@@ -135,11 +135,10 @@ class OPDConfig:
 
 def load_config(recipe: str | None, task: str, **overrides: Any) -> OPDConfig:
     """The recipe (default ``opd/<task>``) with non-None CLI overrides, checked against ``task``."""
-    from robodistill.recipes import load_recipe, recipe_method
+    from robodistill.recipes import load_recipe, require_method
 
     name = recipe or f"opd/{task}"
-    if recipe_method(name) != "opd":
-        raise ConfigError(f"recipe {name!r} is not an opd recipe: pick one from policies/opd/")
+    require_method(name, "opd", "opd/push")
     config = load_recipe(name, OPDConfig)
     if config.task != task:
         raise ConfigError(

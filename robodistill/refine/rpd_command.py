@@ -65,12 +65,11 @@ def run(args: argparse.Namespace) -> int:
 def load_config(recipe: str | None, task: str, **overrides):  # -> RPDConfig
     """The recipe (default ``rpd/<task>``) with CLI overrides; its task must be ``task``."""
     from robodistill.configs import ConfigError
-    from robodistill.recipes import load_recipe, recipe_method
+    from robodistill.recipes import load_recipe, require_method
     from robodistill.refine.rpd import RPDConfig, with_overrides
 
     name = recipe or f"rpd/{task}"
-    if recipe_method(name) != "rpd":
-        raise ConfigError(f"recipe {name!r} is not an rpd recipe: pick one from policies/rpd/")
+    require_method(name, "rpd", "rpd/push")
     config = load_recipe(name, RPDConfig)
     if recipe is not None and config.task != task:
         raise ConfigError(
