@@ -89,12 +89,13 @@ def test_karras_grid_and_heun_are_exact_on_a_point_mass():
 
 def test_heun_step_into_sigma_min_is_euler_under_the_boundary_parameterization():
     # a point mass a, with D(x; σ_min) = x as the boundary-condition preconditioning forces
-    sigma_min, a, x = 0.02, torch.randn(2, 8, 2), torch.randn(2, 8, 2) * 80
+    sigma_min, f64 = 0.02, torch.float64  # float64: x is ~80, the check is exact arithmetic
+    a, x = torch.randn(2, 8, 2, dtype=f64), torch.randn(2, 8, 2, dtype=f64) * 80
 
     def denoise(x, sigma):
         return torch.where((sigma <= sigma_min).reshape(-1, 1, 1), x, a)
 
-    t, u = torch.full((2,), 80.0), torch.full((2,), sigma_min)
+    t, u = torch.full((2,), 80.0, dtype=f64), torch.full((2,), sigma_min, dtype=f64)
     got = heun_step(denoise, x, t, u, sigma_floor=sigma_min)
     torch.testing.assert_close(got, a + (sigma_min / 80.0) * (x - a))  # the exact ODE solution
     halfway = heun_step(denoise, x, t, u)  # a Heun correction with D's forced slope 0 at σ_min
