@@ -346,7 +346,11 @@ def distillation_loss(
     x_t = x0 + as_column(t) * torch.randn_like(x0)
     with torch.no_grad():
         x_u = heun_step(
-            lambda x, sig: teacher.denoise(x, sig, global_cond), x_t, t, u, cfg.sigma_min
+            lambda x, sig: teacher.denoise(x, sig, global_cond),
+            x_t,
+            t,
+            u,
+            sigma_floor=cfg.sigma_min,
         )
         target = ctm_jump(target_unet, x_u, u, s, global_cond, cfg)
         target = ctm_jump(target_unet, target, s, end, global_cond, cfg)

@@ -135,15 +135,17 @@ def heun_step(
     x: torch.Tensor,
     sigma: torch.Tensor,
     sigma_next: torch.Tensor,
-    sigma_floor: float = 0.0,
+    *,
+    sigma_floor: float,
 ) -> torch.Tensor:
     """One step of EDM's Heun solver from σ (B,) to σ_next (B,); Euler where σ_next <= σ_floor.
 
     EDM takes an Euler last step into σ = 0. With the boundary-condition preconditioning the
     same holds at σ_min: D(x; σ_min) = x by construction, so the slope there is 0 whatever the
     data and a Heun correction would average the true slope with 0 and stop half-way (with 2
-    bins the sample lands half-way between the noise and the denoised chunk). Callers pass
-    σ_floor = σ_min.
+    bins the sample lands half-way between the noise and the denoised chunk). So σ_floor has no
+    default: the EDM sampler and distillation pass σ_min (for a converted DDPM teacher too,
+    where it is EDM's Euler last step); σ_floor = 0 is plain Heun with an Euler step into 0.
     """
     step = as_column(sigma_next - sigma)
     slope = (x - denoise(x, sigma)) / as_column(sigma)
@@ -243,7 +245,11 @@ class EdmSampler:
 
         for sigma, sigma_next in zip(self.sigmas[:-1], self.sigmas[1:], strict=True):
             x = heun_step(
-                denoise, x, sigma.expand(batch), sigma_next.expand(batch), self.cfg.sigma_min
+                denoise,
+                x,
+                sigma.expand(batch),
+                sigma_next.expand(batch),
+                sigma_floor=self.cfg.sigma_min,
             )
         return x.clamp(-1, 1) if self.cfg.clip_sample else x
 
