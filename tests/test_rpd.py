@@ -70,6 +70,23 @@ def test_bc_weight_changes_the_ppo_update() -> None:
     assert not torch.allclose(weights[0.0], weights[1.0])
 
 
+def test_student_inputs_are_normalized_and_bounded() -> None:
+    """The stats' range maps to [-1, 1]; a feature almost constant in the teacher's data (its
+    scale ~1000) far outside that range stays bounded instead of saturating the network."""
+    from robodistill.refine.gaussian import INPUT_CLIP, normalization_affine, normalize_state
+
+    stats = {
+        "observation.state": {"min": [0.0, -1.0], "max": [2.0, 1.0]},
+        "observation.environment_state": {"min": [0.999], "max": [1.001]},
+    }
+    mid, scale = normalization_affine(stats)
+    low, high = torch.tensor([0.0, -1.0, 0.999]), torch.tensor([2.0, 1.0, 1.001])
+    assert torch.allclose(normalize_state(low, mid, scale), -torch.ones(3), atol=1e-4)
+    assert torch.allclose(normalize_state(high, mid, scale), torch.ones(3), atol=1e-4)
+    tipped = normalize_state(torch.tensor([1.0, 0.0, 0.5]), mid, scale)
+    assert tipped[2] == -INPUT_CLIP and tipped[:2].abs().max() < 1e-6
+
+
 def test_lambda_schedules() -> None:
     constant, cosine = TeacherBCLoss(1.0, "constant"), TeacherBCLoss(2.0, "cosine")
     assert constant.lam(0.0) == constant.lam(1.0) == 1.0

@@ -1,8 +1,9 @@
 """The VLA-OPD student: actions tokenized per dimension into bins, a categorical per dimension.
 
 As VLAs tokenize actions (RT-2, OpenVLA), each action dimension d in [-1, 1] is cut into K
-equal bins; the student is an MLP that maps the flat state (min-max normalized per task, the
-statistics are buffers saved with the weights) and a one-hot task id to logits (B, Da, K), so
+equal bins; the student is an MLP that maps the flat state (min-max normalized per task and
+clamped, :func:`~robodistill.refine.gaussian.normalize_state`; the statistics are buffers saved
+with the weights) and a one-hot task id to logits (B, Da, K), so
 π_θ(a | s) = Π_d Cat(a_d; softmax(logits_d)). Student and teacher distributions are then both
 categorical over the same bins, and KL divergences between them are exact sums over K.
 
@@ -25,7 +26,7 @@ from robodistill.checkpoint import Checkpoint, load_weights
 from robodistill.features import ACTION
 from robodistill.policy import Observation, Policy, PolicyInfo, Rollout, StatelessRollout
 from robodistill.refine.envs import STATE_KEYS, join_features
-from robodistill.refine.gaussian import normalization_affine
+from robodistill.refine.gaussian import normalization_affine, normalize_state
 
 TaskStats = Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]]
 
@@ -79,7 +80,7 @@ class BinnedMLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
-        x = (obs - self.mid[task]) * self.scale[task]  # (B, D) in ~[-1, 1]
+        x = normalize_state(obs, self.mid[task], self.scale[task])  # (B, D), ~[-1, 1]
         onehot = nn.functional.one_hot(task, self.num_tasks).float()  # (B, tasks)
         logits = self.net(torch.cat([x, onehot], dim=1))  # (B, Da*K)
         return logits.view(-1, self.action_dim, self.bins)  # (B, Da, K)

@@ -2,7 +2,8 @@
 
 π_θ(a | s) = N(μ_θ(s), diag σ²) with a state-independent log σ; the input s is the flat state
 (see :mod:`robodistill.refine.envs`) min-max normalized to [-1, 1] by
-:class:`NormalizedStateExtractor`, whose statistics are buffers saved with the weights. As a
+:class:`NormalizedStateExtractor` (see :func:`normalize_state`), whose statistics are buffers
+saved with the weights. As a
 robodistill :class:`~robodistill.policy.Policy` it acts with the mean μ_θ(s), clipped to
 [-1, 1]; it has no episode state (To = Tp = Ta = 1).
 """
@@ -29,6 +30,12 @@ except ImportError:  # pragma: no cover
 
 Stats = Mapping[str, Mapping[str, Sequence[float]]]
 
+INPUT_CLIP = 5.0
+"""Normalized student inputs are clamped to [-INPUT_CLIP, INPUT_CLIP] (SB3's VecNormalize clips
+at 10): a feature nearly constant in the teacher's data (pick_place's cube tilt, a 0.003 range)
+gets a scale of ~700, and the student's own states (a tipped cube) would otherwise feed it
+inputs of several hundred, saturating the tanh layers so PPO and the BC term cannot move them."""
+
 
 def normalization_affine(stats: Stats, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
     """(mid, scale) of the flat state so that (s − mid)·scale maps the stats' range to [-1, 1]."""
@@ -38,8 +45,13 @@ def normalization_affine(stats: Stats, eps: float = 1e-6) -> tuple[torch.Tensor,
     return (high + low) / 2, torch.where(span > eps, 2 / span, torch.ones_like(span))
 
 
+def normalize_state(obs: torch.Tensor, mid: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """(s − mid)·scale clamped to ±:data:`INPUT_CLIP`: [-1, 1] on the stats' range."""
+    return ((obs - mid) * scale).clamp(-INPUT_CLIP, INPUT_CLIP)
+
+
 class NormalizedStateExtractor(BaseFeaturesExtractor):
-    """s (B, D) -> (s − mid)·scale (B, D); mid and scale travel in the state dict."""
+    """s (B, D) -> :func:`normalize_state` (B, D); mid and scale travel in the state dict."""
 
     def __init__(self, observation_space: spaces.Box, mid: list[float], scale: list[float]) -> None:
         super().__init__(observation_space, features_dim=observation_space.shape[0])
@@ -47,7 +59,7 @@ class NormalizedStateExtractor(BaseFeaturesExtractor):
         self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return (observations - self.mid) * self.scale
+        return normalize_state(observations, self.mid, self.scale)
 
 
 def policy_kwargs(
