@@ -98,9 +98,8 @@ def test_heun_step_into_sigma_min_is_euler_under_the_boundary_parameterization()
     t, u = torch.full((2,), 80.0, dtype=f64), torch.full((2,), sigma_min, dtype=f64)
     got = heun_step(denoise, x, t, u, sigma_floor=sigma_min)
     torch.testing.assert_close(got, a + (sigma_min / 80.0) * (x - a))  # the exact ODE solution
-    halfway = heun_step(
-        denoise, x, t, u, sigma_floor=0.0
-    )  # a Heun correction with D's forced slope 0 at σ_min
+    # a Heun correction with D's forced slope 0 at σ_min
+    halfway = heun_step(denoise, x, t, u, sigma_floor=0.0)
     assert (halfway - a).abs().mean() > 100 * (got - a).abs().mean()
 
 

@@ -1,11 +1,10 @@
 """The RPD student: a compact Gaussian MLP actor-critic (SB3's ``ActorCriticPolicy``).
 
 π_θ(a | s) = N(μ_θ(s), diag σ²) with a state-independent log σ; the input s is the flat state
-(see :mod:`robodistill.refine.envs`) min-max normalized to [-1, 1] by
-:class:`NormalizedStateExtractor` (see :func:`normalize_state`), whose statistics are buffers
-saved with the weights. As a
-robodistill :class:`~robodistill.policy.Policy` it acts with the mean μ_θ(s), clipped to
-[-1, 1]; it has no episode state (To = Tp = Ta = 1).
+(see :mod:`robodistill.refine.envs`) min-max normalized to [-1, 1] and clamped by
+:class:`NormalizedStateExtractor` (:func:`normalize_state`), whose statistics are buffers saved
+with the weights. As a robodistill :class:`~robodistill.policy.Policy` it acts with the mean
+μ_θ(s), clipped to [-1, 1]; it has no episode state (To = Tp = Ta = 1).
 """
 
 from __future__ import annotations

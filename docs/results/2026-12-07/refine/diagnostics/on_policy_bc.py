@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import torch
 
+from robodistill.envs import get_spec
 from robodistill.refine.curves import CurveConfig, evaluate_student
 from robodistill.refine.envs import make_vec_env, split_flat, state_dims
 from robodistill.refine.gaussian import (
@@ -26,13 +27,20 @@ from robodistill.refine.teacher import TeacherQuery, load_teacher, observation_s
 TASK, NUM_ENVS, ROLLOUT = "pick_place", 8, 128
 
 
-def main(source: str, sigma: float, iterations: int, batch: int) -> None:
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
+def teacher_and_student(source: str, sigma: float):  # -> (teacher, dims, SB3 policy)
+    """The teacher (1 sampling step unless ``expert``) and an untrained RPD student network."""
     options = {"num_inference_steps": 1} if source != "expert" else {}
     dims, teacher = state_dims(TASK), load_teacher(source, TASK, options)
     stats = observation_stats(teacher, TASK, source)
-    student = build_sb3_policy(17, 4, policy_kwargs([256, 256], float(np.log(sigma)), stats))
+    kwargs = policy_kwargs([256, 256], float(np.log(sigma)), stats)
+    student = build_sb3_policy(sum(dims.values()), get_spec(TASK).action_dim, kwargs)
+    return teacher, dims, student
+
+
+def main(source: str, sigma: float, iterations: int, batch: int) -> None:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    teacher, dims, student = teacher_and_student(source, sigma)
     optimizer = torch.optim.Adam(student.parameters(), 3e-4)
     venv, query = make_vec_env(TASK, NUM_ENVS, "dense", 0), TeacherQuery(teacher, NUM_ENVS, seed=0)
     obs = venv.reset()

@@ -2,26 +2,22 @@
 every state it visits: where the hand, cube and pad are, what the student does, what the
 teacher says.
 
-    python trace_student.py on_policy_bc_0.05.pt 0.05 expert
+    python trace_student.py on_policy_bc_0.05.pt 0.05 expert   # from this folder
 """
 
 import sys
 
 import numpy as np
 import torch
+from on_policy_bc import TASK, teacher_and_student  # run from this folder
 
-from robodistill.refine.envs import make_vec_env, split_flat, state_dims
-from robodistill.refine.gaussian import build_sb3_policy, policy_kwargs, policy_mean
-from robodistill.refine.teacher import TeacherQuery, load_teacher, observation_stats
-
-TASK = "pick_place"
+from robodistill.refine.envs import make_vec_env, split_flat
+from robodistill.refine.gaussian import policy_mean
+from robodistill.refine.teacher import TeacherQuery
 
 
 def main(weights: str, sigma: float, source: str) -> None:
-    options = {"num_inference_steps": 1} if source != "expert" else {}
-    dims, teacher = state_dims(TASK), load_teacher(source, TASK, options)
-    stats = observation_stats(teacher, TASK, source)
-    student = build_sb3_policy(17, 4, policy_kwargs([256, 256], float(np.log(sigma)), stats))
+    teacher, dims, student = teacher_and_student(source, sigma)
     student.load_state_dict(torch.load(weights))
     venv, query = make_vec_env(TASK, 1, "dense", 7), TeacherQuery(teacher, 1, seed=0)
     obs = venv.reset()
