@@ -1,10 +1,12 @@
 """VLA-OPD: exact objectives and their entropy behaviour, the teacher histogram, a tiny SFT +
-on-policy run (checkpoint, SFT reuse, forgetting check) and errors raised before training."""
+on-policy run (checkpoint, SFT reuse, forgetting check, resume after a kill) and errors raised
+before training."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -14,7 +16,7 @@ import torch
 from robodistill.configs import ConfigError
 from robodistill.data.collect import CollectConfig, collect
 from robodistill.policy import load_policy
-from robodistill.refine import opd_command
+from robodistill.refine import opd, opd_command
 from robodistill.refine.binned import bin_centers, entropy, histogram, to_bins
 from robodistill.refine.opd import (
     OBJECTIVES,
@@ -119,6 +121,26 @@ def test_tiny_run_shares_sft_and_checks_forgetting(demos, tmp_path) -> None:
     with pytest.raises(ValueError, match="student_task"):
         load_policy(tmp_path / "rkl", student_task="nav")
     assert train_opd(tiny(demos), "expert", tmp_path / "rkl") == first  # finished: reused
+
+
+def test_killed_run_resumes_after_its_last_checkpoint(demos, tmp_path, monkeypatch) -> None:
+    out, save = tmp_path / "opd", opd._save
+
+    def save_then_die(*args) -> None:
+        save(*args)
+        if len(args) > 5:  # a run checkpoint (step 32), not the SFT one
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(opd, "_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_opd(tiny(demos), "expert", out, quiet=True)
+    monkeypatch.undo()
+    summary = train_opd(tiny(demos), "expert", out, quiet=True)
+    assert "resumed at step 32" in (out / "train.log").read_text()
+    assert [p["step"] for p in summary["curve"]] == [0, 32, 64]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [0, 32, 64]
+    assert set(summary["other_tasks"]["after_sft"]) == {"reach"}  # saved before the kill
 
 
 def test_bad_input_fails_before_training(demos, tmp_path) -> None:

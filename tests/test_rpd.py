@@ -1,19 +1,23 @@
 """RPD: the BC term carries gradients from the update pass, λ schedules, a tiny end-to-end run
-(checkpoint, eval, idempotent re-run) and the errors raised before any training starts."""
+(checkpoint, eval, idempotent re-run, resume after a kill) and the errors raised before any
+training starts."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 
 import numpy as np
 import pytest
 import torch
 
+from robodistill.checkpoint import load_training_state
+from robodistill.configs import ConfigError
 from robodistill.policy import Policy, PolicyInfo, load_policy
 from robodistill.recipes import load_recipe
-from robodistill.refine import rpd_command
+from robodistill.refine import rpd, rpd_command
 from robodistill.refine.envs import make_vec_env, state_dims
 from robodistill.refine.rpd import RPD, RPDConfig, TeacherBCLoss, train_rpd
 from robodistill.refine.teacher import check_action_space, check_teacher, load_teacher
@@ -113,6 +117,29 @@ def test_tiny_run_checkpoint_eval_and_idempotent_rerun(tmp_path) -> None:
     assert time.perf_counter() - start < 5
     with pytest.raises(ValueError, match="another config"):
         train_rpd(tiny_config(seed=1), "expert", out)
+
+
+def test_killed_run_resumes_after_its_last_checkpoint(tmp_path, monkeypatch) -> None:
+    out, save = tmp_path / "rpd", rpd._save
+
+    def save_then_die(*args) -> None:
+        save(*args)
+        raise KeyboardInterrupt  # killed right after the first checkpoint (step 128)
+
+    monkeypatch.setattr(rpd, "_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_rpd(tiny_config(), "expert", out)
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="interrupted run with another config"):
+        train_rpd(tiny_config(seed=1), "expert", out)
+    summary = train_rpd(tiny_config(), "expert", out)
+    assert "resumed at step 128" in (out / "train.log").read_text()
+    assert [p["step"] for p in summary["curve"]] == [0, 128, 256]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [0, 128, 256]
+    # Adam's step count continued: 2 updates x 2 epochs x 2 minibatches, not 4
+    state = load_training_state(out / "checkpoints" / "last")
+    assert state.tensors["optimizer.0.step"].item() == 8
 
 
 def test_ppo_from_scratch_never_queries_the_teacher(tmp_path) -> None:

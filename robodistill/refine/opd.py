@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robodistill.checkpoint import TrainingState
 from robodistill.configs import ConfigError
 from robodistill.envs import get_spec
 from robodistill.features import ACTION, ENV_STATE, STATE
@@ -52,7 +53,13 @@ from robodistill.refine.binned import (
 )
 from robodistill.refine.curves import CurveConfig, evaluate_student, plot_curves
 from robodistill.refine.envs import STATE_KEYS, make_vec_env, split_flat, state_dims
-from robodistill.refine.runs import finished_summary, start_fresh, write_summary
+from robodistill.refine.runs import (
+    capture_loop_state,
+    finished_summary,
+    restore_loop_state,
+    resume_point,
+    write_summary,
+)
 from robodistill.refine.teacher import TeacherQuery, load_teacher
 
 
@@ -243,6 +250,7 @@ def _save(
     stats: dict[str, Any],
     dataset: dict[str, Any],
     step: int | None = None,
+    state: TrainingState | None = None,
 ) -> None:
     from robodistill.checkpoint import save_checkpoint
     from robodistill.training.checkpointing import save_run_checkpoint
@@ -260,7 +268,7 @@ def _save(
     if step is None:
         save_checkpoint(out, **checkpoint)
     else:
-        save_run_checkpoint(out, step, keep=1, **checkpoint)
+        save_run_checkpoint(out, step, keep=1, training_state=state, **checkpoint)
 
 
 # --- phase 2: on-policy distillation -----------------------------------------------------------
@@ -295,37 +303,50 @@ def train_opd(
     model = build_binned_model(ckpt.config, ckpt.meta["feature_shapes"], stats)
     model.load_state_dict(ckpt.state_dict)
     torch.manual_seed(config.seed)
-    start_fresh(out)
+    resume = resume_point(out, config, teacher_id)
     dims = state_dims(config.task)
     venv = make_vec_env(config.task, config.num_envs, "dense", config.seed)
     query = TeacherQuery(teacher_policy, config.num_envs, config.teacher_samples, config.seed)
     objective = OBJECTIVES[config.objective]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    iterations = math.ceil(config.total_steps / (config.num_envs * config.n_steps))
-    log = RunLog(out, 0, iterations)
-    log.info(f"OPD ({config.objective}) on {config.task}, teacher {teacher_id}, SFT {sft_dir}")
-    # --- the algorithm ---------------------------------------------------------------------------
+    rollout_steps = config.num_envs * config.n_steps
+    iterations = math.ceil(config.total_steps / rollout_steps)
     others = _other_tasks(model, config)
-    sft_point = _evaluate(model, config, 0, 0.0)
-    forgetting_before = others()
-    curve = [sft_point]
-    log.metrics(0, loss=float("nan"), **_scalars(sft_point))
+    # --- the algorithm ---------------------------------------------------------------------------
+    if resume:
+        progress = restore_loop_state(resume, model, optimizer)
+    else:  # the SFT start: its success, entropy and the other tasks' success (forgetting)
+        sft_point = _evaluate(model, config, 0, 0.0)
+        progress = {"steps": 0, "wall_s": 0.0, "teacher_s": 0.0, "next_eval": config.eval.every}
+        progress |= {"curve": [sft_point], "sft": sft_point, "other_tasks_after_sft": others()}
+    log = RunLog(out, progress["steps"], iterations * rollout_steps)
+    resumed = f", resumed at step {progress['steps']}" if resume else ""
+    log.info(
+        f"OPD ({config.objective}) on {config.task}, teacher {teacher_id}, SFT {sft_dir}{resumed}"
+    )
+    curve = progress["curve"]
+    if not resume:
+        log.metrics(0, loss=float("nan"), **_scalars(curve[0]))
     obs = venv.reset()  # (E, D)
-    steps, teacher_seconds, start = 0, 0.0, time.perf_counter()
-    next_eval = config.eval.every
-    for iteration in range(iterations):
+    start = time.perf_counter() - progress["wall_s"]
+    for iteration in range(progress["steps"] // rollout_steps, iterations):
         batch, obs, info = _collect(model, venv, query, obs, dims, config)
-        steps += config.num_envs * config.n_steps
-        teacher_seconds += info.pop("teacher_s")
+        progress["steps"] = steps = progress["steps"] + rollout_steps
+        progress["teacher_s"] += info.pop("teacher_s")
         row = {**_update(model, optimizer, objective, batch, config), **info}
-        if steps >= next_eval or iteration == iterations - 1:
-            curve.append(_evaluate(model, config, steps, time.perf_counter() - start))
+        evaluate = steps >= progress["next_eval"] or iteration == iterations - 1
+        if evaluate:
+            progress["wall_s"] = time.perf_counter() - start
+            curve.append(_evaluate(model, config, steps, progress["wall_s"]))
             row |= _scalars(curve[-1])
-            next_eval += config.eval.every
-            _save(out, model, config, stats, {"teacher": teacher_id, "sft": str(sft_dir)}, steps)
+            progress["next_eval"] += config.eval.every
         log.metrics(steps, **row)
-        log.advance()
-    wall = time.perf_counter() - start
+        log.advance(rollout_steps)
+        if evaluate:  # after the metrics line, so a resumed curve has it
+            state = capture_loop_state(model, optimizer, progress)
+            dataset = {"teacher": teacher_id, "sft": str(sft_dir)}
+            _save(out, model, config, stats, dataset, steps, state)
+    steps, wall, teacher_seconds = progress["steps"], progress["wall_s"], progress["teacher_s"]
     log.info(f"done: {steps} env steps in {wall:.0f} s ({teacher_seconds:.0f} s in the teacher)")
     log.close()
     venv.close()
@@ -340,10 +361,10 @@ def train_opd(
         env_steps=steps,
         wall_time_s=wall,
         teacher_time_s=teacher_seconds,
-        sft=sft_point,
+        sft=progress["sft"],
         final=curve[-1],
         curve=curve,
-        other_tasks={"after_sft": forgetting_before, "after_opd": others()},
+        other_tasks={"after_sft": progress["other_tasks_after_sft"], "after_opd": others()},
     )
 
 

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
+from robodistill.checkpoint import TrainingState
 from robodistill.envs import get_spec
 from robodistill.envs.spec import REWARD_MODES
 from robodistill.features import ACTION, ENV_STATE, STATE
@@ -44,7 +45,13 @@ from robodistill.refine.curves import CurveConfig, evaluate_student, plot_curves
 from robodistill.refine.envs import check_reward_mode, make_vec_env, split_flat, state_dims
 from robodistill.refine.gaussian import GaussianStudentPolicy, policy_kwargs, policy_mean
 from robodistill.refine.ppo_aux import AuxRolloutBufferSamples, PPOWithAuxLosses
-from robodistill.refine.runs import finished_summary, start_fresh, write_summary
+from robodistill.refine.runs import (
+    capture_loop_state,
+    finished_summary,
+    restore_loop_state,
+    resume_point,
+    write_summary,
+)
 from robodistill.refine.teacher import TeacherQuery, load_teacher, observation_stats
 
 TEACHER_ACTION = "teacher_action"
@@ -221,34 +228,45 @@ def train_rpd(config: RPDConfig, teacher: str | Path, out: str | Path) -> dict[s
     stats = observation_stats(teacher_policy, config.task, teacher, seed=config.seed)
     dims = state_dims(config.task)
     seed_everything(config.seed)
-    start_fresh(out)
+    resume = resume_point(out, config, teacher_id)
     venv = make_vec_env(config.task, config.ppo.num_envs, config.reward_mode, config.seed)
     if config.ppo.normalize_reward:
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=config.ppo.gamma)
     rollout_steps = config.ppo.num_envs * config.ppo.n_steps
     iterations = math.ceil(config.total_steps / rollout_steps)
-    log = RunLog(out, 0, iterations)
-    kind = "RPD" if config.bc_weight > 0 else "PPO from scratch"
-    log.info(f"{kind} on {config.task} ({config.reward_mode} reward), teacher {teacher_id}")
     # --- the algorithm -----------------------------------------------------------------------
     model = RPD(venv, teacher_policy, config, stats, dims)
     student = GaussianStudentPolicy(model.policy, config.task)
-    curve = [_evaluate(student, config, 0, 0.0)]
-    log.metrics(0, loss=float("nan"), **_scalars(curve[-1]))
-    start, next_eval = time.perf_counter(), config.eval.every
-    for iteration in range(iterations):
-        model.learn(rollout_steps, reset_num_timesteps=iteration == 0)
-        steps = model.num_timesteps
+    progress = _restore(resume, model, venv) if resume else _fresh_progress(config)
+    log = RunLog(out, progress["steps"], iterations * rollout_steps)
+    kind = "RPD" if config.bc_weight > 0 else "PPO from scratch"
+    resumed = f", resumed at step {progress['steps']}" if resume else ""
+    log.info(
+        f"{kind} on {config.task} ({config.reward_mode} reward), teacher {teacher_id}{resumed}"
+    )
+    curve = progress["curve"]
+    if not curve:
+        curve.append(_evaluate(student, config, 0, 0.0))
+        log.metrics(0, loss=float("nan"), **_scalars(curve[-1]))
+    start = time.perf_counter() - progress["wall_s"]
+    for iteration in range(progress["steps"] // rollout_steps, iterations):
+        model.learn(rollout_steps, reset_num_timesteps=model.num_timesteps == 0)
+        progress["steps"] = steps = model.num_timesteps
         row = dict(model.last_update, train_return=_train_return(model))
-        if steps >= next_eval or iteration == iterations - 1:
-            curve.append(_evaluate(student, config, steps, time.perf_counter() - start))
+        evaluate = steps >= progress["next_eval"] or iteration == iterations - 1
+        if evaluate:
+            progress["wall_s"] = time.perf_counter() - start
+            curve.append(_evaluate(student, config, steps, progress["wall_s"]))
             row |= _scalars(curve[-1])
-            next_eval += config.eval.every
-            _save(out, model, config, stats, dims, teacher_id, steps)
+            progress["next_eval"] += config.eval.every
+            progress["teacher_s"] = model.labels.seconds if model.labels else 0.0
+            progress["ret_rms"] = _reward_stats(venv)
         log.metrics(steps, **row)
-        log.advance()
-    wall = time.perf_counter() - start
-    teacher_seconds = model.labels.seconds if model.labels else 0.0
+        log.advance(rollout_steps)
+        if evaluate:  # after the metrics line, so a resumed curve has it
+            state = capture_loop_state(model.policy, model.policy.optimizer, progress)
+            _save(out, model, config, stats, dims, teacher_id, steps, state)
+    steps, wall, teacher_seconds = progress["steps"], progress["wall_s"], progress["teacher_s"]
     log.info(f"done: {steps} env steps in {wall:.0f} s ({teacher_seconds:.0f} s in the teacher)")
     log.close()
     venv.close()
@@ -265,6 +283,33 @@ def train_rpd(config: RPDConfig, teacher: str | Path, out: str | Path) -> dict[s
         final=curve[-1],
         curve=curve,
     )
+
+
+def _fresh_progress(config: RPDConfig) -> dict[str, Any]:
+    return {
+        "steps": 0,
+        "wall_s": 0.0,
+        "teacher_s": 0.0,
+        "next_eval": config.eval.every,
+        "curve": [],
+    }
+
+
+def _restore(resume: TrainingState, model: RPD, venv) -> dict[str, Any]:  # noqa: ANN001
+    """Continue a killed run: weights, Adam moments, RNG, step count and reward statistics."""
+    progress = restore_loop_state(resume, model.policy, model.policy.optimizer)
+    model.num_timesteps = progress["steps"]
+    if model.labels:
+        model.labels.seconds = progress["teacher_s"]
+    if progress.get("ret_rms"):
+        venv.ret_rms.mean, venv.ret_rms.var, venv.ret_rms.count = progress["ret_rms"]
+    return progress
+
+
+def _reward_stats(venv) -> list[float] | None:  # noqa: ANN001
+    """VecNormalize's running return statistics (mean, var, count), None without it."""
+    rms = getattr(venv, "ret_rms", None)
+    return None if rms is None else [float(rms.mean), float(rms.var), float(rms.count)]
 
 
 def _evaluate(student: Policy, config: RPDConfig, steps: int, wall: float) -> dict[str, Any]:
@@ -290,6 +335,7 @@ def _save(
     dims: dict[str, int],
     teacher: str,
     steps: int,
+    state: TrainingState,
 ) -> None:
     from robodistill.training.checkpointing import save_run_checkpoint
 
@@ -310,6 +356,7 @@ def _save(
         },
         normalization=stats,
         dataset={"teacher": teacher, "env_id": spec.env_id, "reward_mode": config.reward_mode},
+        training_state=state,
     )
 
 

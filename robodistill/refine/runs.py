@@ -1,13 +1,15 @@
-"""Run-folder plumbing shared by the refiners: finished-run reuse, summaries, checkpoints.
+"""Run-folder plumbing shared by the refiners: finished-run reuse, resume, summaries.
 
 A refinement run writes into ``<out>``: ``train.log``, ``metrics.jsonl`` (one line per PPO /
 distillation iteration; evaluation lines carry ``success_rate``), ``curves.png``,
 ``checkpoints/`` with ``<out>/config.json`` + ``model.safetensors`` linked to the newest one
 (so ``<out>`` is a loadable checkpoint, see :mod:`robodistill.training.checkpointing`), and,
 when it finishes, ``summary.json``. Re-running a finished run with the same config and
-teacher returns its summary without training (idempotent); a run killed before
-``summary.json`` was written starts again from scratch (SB3's optimizer state is not saved,
-so an exact resume is not offered).
+teacher returns its summary without training (idempotent). Each checkpoint (one per
+evaluation) also holds the loop state: weights, optimizer moments, torch RNG and a JSON
+``progress`` dict (env steps, wall and teacher seconds, the curve so far). A killed run
+resumes from its last checkpoint with fresh episodes (the envs are reset, so it is a
+continuation, not a bit-exact replay).
 """
 
 from __future__ import annotations
@@ -18,9 +20,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
+from robodistill.checkpoint import TrainingState, load_training_state, read_checkpoint
 from robodistill.configs import ConfigError
 from robodistill.files import write_json_atomic
-from robodistill.training.checkpointing import CHECKPOINTS_DIR
+from robodistill.training.checkpointing import (
+    CHECKPOINTS_DIR,
+    last_checkpoint,
+    load_optimizer_state,
+    optimizer_state,
+)
 from robodistill.training.run_log import METRICS_FILE
 
 SUMMARY_FILE = "summary.json"
@@ -45,7 +56,55 @@ def finished_summary(out: Path, config: Any, teacher: str) -> dict[str, Any] | N
     return summary
 
 
-def start_fresh(out: Path) -> None:
+def resume_point(out: Path, config: Any, teacher: str) -> TrainingState | None:
+    """The loop state saved by an interrupted run in ``out``, or None to start afresh.
+
+    Without a checkpoint, leftovers (metrics of a run killed before its first checkpoint) are
+    cleared. A checkpoint of another config or teacher is a ConfigError, not overwritten.
+    """
+    ckpt_dir = last_checkpoint(out)
+    if ckpt_dir is None:
+        _start_fresh(out)
+        return None
+    meta = read_checkpoint(ckpt_dir).meta
+    same = meta["config"] == _as_json(dataclasses.asdict(config))
+    if not same or meta["dataset"].get("teacher") != teacher:
+        raise ConfigError(
+            f"{out} holds an interrupted run with another config or teacher ({ckpt_dir}); pass "
+            "the same recipe and teacher to resume it, a new --out, or delete that folder"
+        )
+    return load_training_state(ckpt_dir)
+
+
+def capture_loop_state(
+    module: nn.Module, optimizer: torch.optim.Optimizer, progress: dict[str, Any]
+) -> TrainingState:
+    """What :func:`restore_loop_state` needs to continue after this point (``progress``: JSON)."""
+    tensors = {f"model.{k}": v.detach().clone() for k, v in module.state_dict().items()}
+    optim_tensors, optim_json = optimizer_state(optimizer)
+    tensors |= {k: v.clone() for k, v in optim_tensors.items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    return TrainingState(tensors=tensors, meta={"optimizer": optim_json, "progress": progress})
+
+
+def restore_loop_state(
+    state: TrainingState, module: nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
+    """Load weights, optimizer and RNG saved by :func:`capture_loop_state`; return progress."""
+    prefix = "model."
+    module.load_state_dict(
+        {k[len(prefix) :]: v for k, v in state.tensors.items() if k.startswith(prefix)}
+    )
+    load_optimizer_state(optimizer, state.tensors, state.meta["optimizer"])
+    torch.set_rng_state(state.tensors["rng.torch"])
+    return state.meta["progress"]
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _start_fresh(out: Path) -> None:
     """Clear what an interrupted run left (metrics and checkpoints) before training anew."""
     out = Path(out)
     (out / METRICS_FILE).unlink(missing_ok=True)

@@ -58,6 +58,34 @@ def ema_weights(model: nn.Module, ema: EMAModel) -> dict[str, torch.Tensor]:
     return weights
 
 
+def optimizer_state(optimizer: Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer's state without pickle: tensors ``optimizer.<param>.<name>`` + JSON rest."""
+    optim = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    optim_json: dict[str, Any] = {"param_groups": optim["param_groups"], "state": {}}
+    for index, param_state in optim["state"].items():
+        for key, value in param_state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{index}.{key}"] = value
+            else:
+                optim_json["state"].setdefault(str(index), {})[key] = value
+    return tensors, optim_json
+
+
+def load_optimizer_state(
+    optimizer: Optimizer, tensors: dict[str, torch.Tensor], optim_json: dict[str, Any]
+) -> None:
+    """Inverse of :func:`optimizer_state` (``tensors`` may hold other keys too)."""
+    optim_state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            optim_state.setdefault(int(index), {})[name] = value
+    for index, values in optim_json["state"].items():
+        optim_state.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": optim_state, "param_groups": optim_json["param_groups"]})
+
+
 def capture_training_state(
     step: int,
     model: nn.Module,
@@ -68,14 +96,8 @@ def capture_training_state(
 ) -> TrainingState:
     """Everything but the EMA weights needed to continue after ``step`` (collective in DDP)."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    optim = optimizer.state_dict()
-    optim_json: dict[str, Any] = {"param_groups": optim["param_groups"], "state": {}}
-    for index, param_state in optim["state"].items():
-        for key, value in param_state.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{index}.{key}"] = value
-            else:
-                optim_json["state"].setdefault(str(index), {})[key] = value
+    optim_tensors, optim_json = optimizer_state(optimizer)
+    tensors |= optim_tensors
     for rank, rng in enumerate(gather(torch.get_rng_state(), dist_info)):
         tensors[f"rng.torch.rank{rank}"] = rng
     ema_json = {k: v for k, v in ema.state_dict().items() if k != "shadow_params"}
@@ -105,16 +127,7 @@ def restore_training_state(
     model.load_state_dict(
         {k[len("model.") :]: v for k, v in state.tensors.items() if k.startswith("model.")}
     )
-    optim_state: dict[int, dict[str, Any]] = {}
-    for key, value in state.tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            optim_state.setdefault(int(index), {})[name] = value
-    for index, values in state.meta["optimizer"]["state"].items():
-        optim_state.setdefault(int(index), {}).update(values)
-    optimizer.load_state_dict(
-        {"state": optim_state, "param_groups": state.meta["optimizer"]["param_groups"]}
-    )
+    load_optimizer_state(optimizer, state.tensors, state.meta["optimizer"])
     lr_scheduler.load_state_dict(state.meta["lr_scheduler"])
     ema_state = dict(state.meta["ema"])
     ema_state["shadow_params"] = [

@@ -58,10 +58,10 @@ class RunLog:
         self._log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step={step} {text}\n")
         self._bar.set_postfix_str(text, refresh=False)
 
-    def advance(self) -> None:
-        """One training step done."""
+    def advance(self, steps: int = 1) -> None:
+        """``steps`` training steps done."""
         if self.enabled:
-            self._bar.update()
+            self._bar.update(steps)
 
     def plot(self) -> None:
         """Redraw loss.png from metrics.jsonl."""
