@@ -283,7 +283,8 @@ def train_opd(
 
     Returns the run summary (also ``<out>/summary.json``): success and entropy after SFT and
     at the end, the curve, and success on the other SFT tasks before and after (forgetting).
-    A finished run with the same config is returned without training.
+    A finished run with the same config is returned without training; a killed one resumes
+    from its last checkpoint (see :mod:`robodistill.refine.runs`).
     """
     from robodistill.checkpoint import read_checkpoint
     from robodistill.training.run_log import RunLog

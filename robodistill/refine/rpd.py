@@ -211,7 +211,8 @@ def train_rpd(config: RPDConfig, teacher: str | Path, out: str | Path) -> dict[s
 
     ``teacher`` is a checkpoint folder or ``expert``; with ``bc_weight == 0`` only its
     observation statistics are used. Returns the run summary (also ``<out>/summary.json``);
-    a finished run with the same config is returned as is, without training.
+    a finished run with the same config is returned as is, without training, and a killed
+    one resumes from its last checkpoint (see :mod:`robodistill.refine.runs`).
     """
     from stable_baselines3.common.vec_env import VecNormalize
 
