@@ -56,6 +56,7 @@ from robodistill.refine.envs import STATE_KEYS, make_vec_env, split_flat, state_
 from robodistill.refine.runs import (
     capture_loop_state,
     finished_summary,
+    fresh_progress,
     restore_loop_state,
     resume_point,
     write_summary,
@@ -318,8 +319,8 @@ def train_opd(
         progress = restore_loop_state(resume, model, optimizer)
     else:  # the SFT start: its success, entropy and the other tasks' success (forgetting)
         sft_point = _evaluate(model, config, 0, 0.0)
-        progress = {"steps": 0, "wall_s": 0.0, "teacher_s": 0.0, "next_eval": config.eval.every}
-        progress |= {"curve": [sft_point], "sft": sft_point, "other_tasks_after_sft": others()}
+        progress = fresh_progress(config.eval.every, sft_point)
+        progress |= {"sft": sft_point, "other_tasks_after_sft": others()}
     log = RunLog(out, progress["steps"], iterations * rollout_steps)
     resumed = f", resumed at step {progress['steps']}" if resume else ""
     log.info(

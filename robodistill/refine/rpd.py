@@ -48,6 +48,7 @@ from robodistill.refine.ppo_aux import AuxRolloutBufferSamples, PPOWithAuxLosses
 from robodistill.refine.runs import (
     capture_loop_state,
     finished_summary,
+    fresh_progress,
     restore_loop_state,
     resume_point,
     write_summary,
@@ -238,7 +239,10 @@ def train_rpd(config: RPDConfig, teacher: str | Path, out: str | Path) -> dict[s
     # --- the algorithm -----------------------------------------------------------------------
     model = RPD(venv, teacher_policy, config, stats, dims)
     student = GaussianStudentPolicy(model.policy, config.task)
-    progress = _restore(resume, model, venv) if resume else _fresh_progress(config)
+    if resume:
+        progress = _restore(resume, model, venv)
+    else:
+        progress = fresh_progress(config.eval.every, _evaluate(student, config, 0, 0.0))
     log = RunLog(out, progress["steps"], iterations * rollout_steps)
     kind = "RPD" if config.bc_weight > 0 else "PPO from scratch"
     resumed = f", resumed at step {progress['steps']}" if resume else ""
@@ -246,9 +250,8 @@ def train_rpd(config: RPDConfig, teacher: str | Path, out: str | Path) -> dict[s
         f"{kind} on {config.task} ({config.reward_mode} reward), teacher {teacher_id}{resumed}"
     )
     curve = progress["curve"]
-    if not curve:
-        curve.append(_evaluate(student, config, 0, 0.0))
-        log.metrics(0, loss=float("nan"), **_scalars(curve[-1]))
+    if not resume:
+        log.metrics(0, loss=float("nan"), **_scalars(curve[0]))
     start = time.perf_counter() - progress["wall_s"]
     for iteration in range(progress["steps"] // rollout_steps, iterations):
         model.learn(rollout_steps, reset_num_timesteps=model.num_timesteps == 0)
@@ -284,16 +287,6 @@ def train_rpd(config: RPDConfig, teacher: str | Path, out: str | Path) -> dict[s
         final=curve[-1],
         curve=curve,
     )
-
-
-def _fresh_progress(config: RPDConfig) -> dict[str, Any]:
-    return {
-        "steps": 0,
-        "wall_s": 0.0,
-        "teacher_s": 0.0,
-        "next_eval": config.eval.every,
-        "curve": [],
-    }
 
 
 def _restore(resume: TrainingState, model: RPD, venv) -> dict[str, Any]:  # noqa: ANN001

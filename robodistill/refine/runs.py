@@ -29,8 +29,8 @@ from robodistill.files import write_json_atomic
 from robodistill.training.checkpointing import (
     CHECKPOINTS_DIR,
     last_checkpoint,
-    load_optimizer_state,
-    optimizer_state,
+    load_weights_and_optimizer,
+    weights_and_optimizer,
 )
 from robodistill.training.run_log import METRICS_FILE
 
@@ -76,13 +76,22 @@ def resume_point(out: Path, config: Any, teacher: str) -> TrainingState | None:
     return load_training_state(ckpt_dir)
 
 
+def fresh_progress(eval_every: int, start_point: dict[str, Any]) -> dict[str, Any]:
+    """The loop state of a new run whose step-0 evaluation is ``start_point``."""
+    return {
+        "steps": 0,
+        "wall_s": 0.0,
+        "teacher_s": 0.0,
+        "next_eval": eval_every,
+        "curve": [start_point],
+    }
+
+
 def capture_loop_state(
     module: nn.Module, optimizer: torch.optim.Optimizer, progress: dict[str, Any]
 ) -> TrainingState:
     """What :func:`restore_loop_state` needs to continue after this point (``progress``: JSON)."""
-    tensors = {f"model.{k}": v.detach().clone() for k, v in module.state_dict().items()}
-    optim_tensors, optim_json = optimizer_state(optimizer)
-    tensors |= {k: v.clone() for k, v in optim_tensors.items()}
+    tensors, optim_json = weights_and_optimizer(module, optimizer)
     tensors["rng.torch"] = torch.get_rng_state()
     return TrainingState(tensors=tensors, meta={"optimizer": optim_json, "progress": progress})
 
@@ -91,11 +100,7 @@ def restore_loop_state(
     state: TrainingState, module: nn.Module, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any]:
     """Load weights, optimizer and RNG saved by :func:`capture_loop_state`; return progress."""
-    prefix = "model."
-    module.load_state_dict(
-        {k[len(prefix) :]: v for k, v in state.tensors.items() if k.startswith(prefix)}
-    )
-    load_optimizer_state(optimizer, state.tensors, state.meta["optimizer"])
+    load_weights_and_optimizer(module, optimizer, state.tensors, state.meta["optimizer"])
     torch.set_rng_state(state.tensors["rng.torch"])
     return state.meta["progress"]
 

@@ -58,10 +58,14 @@ def ema_weights(model: nn.Module, ema: EMAModel) -> dict[str, torch.Tensor]:
     return weights
 
 
-def optimizer_state(optimizer: Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """An optimizer's state without pickle: tensors ``optimizer.<param>.<name>`` + JSON rest."""
+def weights_and_optimizer(
+    model: nn.Module, optimizer: Optimizer
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Model and optimizer state without pickle: tensors ``model.<name>`` and
+    ``optimizer.<param>.<name>`` (model tensors cloned, so shared ones can be saved), and the
+    optimizer's non-tensor rest as JSON."""
+    tensors = {f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
     optim = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
     optim_json: dict[str, Any] = {"param_groups": optim["param_groups"], "state": {}}
     for index, param_state in optim["state"].items():
         for key, value in param_state.items():
@@ -72,10 +76,15 @@ def optimizer_state(optimizer: Optimizer) -> tuple[dict[str, torch.Tensor], dict
     return tensors, optim_json
 
 
-def load_optimizer_state(
-    optimizer: Optimizer, tensors: dict[str, torch.Tensor], optim_json: dict[str, Any]
+def load_weights_and_optimizer(
+    model: nn.Module,
+    optimizer: Optimizer,
+    tensors: dict[str, torch.Tensor],
+    optim_json: dict[str, Any],
 ) -> None:
-    """Inverse of :func:`optimizer_state` (``tensors`` may hold other keys too)."""
+    """Inverse of :func:`weights_and_optimizer` (``tensors`` may hold other keys too)."""
+    prefix = "model."
+    model.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     optim_state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):
@@ -95,9 +104,7 @@ def capture_training_state(
     dist_info: DistInfo,
 ) -> TrainingState:
     """Everything but the EMA weights needed to continue after ``step`` (collective in DDP)."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    optim_tensors, optim_json = optimizer_state(optimizer)
-    tensors |= optim_tensors
+    tensors, optim_json = weights_and_optimizer(model, optimizer)
     for rank, rng in enumerate(gather(torch.get_rng_state(), dist_info)):
         tensors[f"rng.torch.rank{rank}"] = rng
     ema_json = {k: v for k, v in ema.state_dict().items() if k != "shadow_params"}
@@ -124,10 +131,7 @@ def restore_training_state(
     The RNG state is restored only when the world size is unchanged.
     """
     state = load_training_state(ckpt.path)
-    model.load_state_dict(
-        {k[len("model.") :]: v for k, v in state.tensors.items() if k.startswith("model.")}
-    )
-    load_optimizer_state(optimizer, state.tensors, state.meta["optimizer"])
+    load_weights_and_optimizer(model, optimizer, state.tensors, state.meta["optimizer"])
     lr_scheduler.load_state_dict(state.meta["lr_scheduler"])
     ema_state = dict(state.meta["ema"])
     ema_state["shadow_params"] = [
