@@ -57,6 +57,7 @@ from robodistill.refine.runs import (
     capture_loop_state,
     finished_summary,
     fresh_progress,
+    open_run_log,
     restore_loop_state,
     resume_point,
     write_summary,
@@ -288,7 +289,6 @@ def train_opd(
     from its last checkpoint (see :mod:`robodistill.refine.runs`).
     """
     from robodistill.checkpoint import read_checkpoint
-    from robodistill.training.run_log import RunLog
 
     out, teacher_id = Path(out), str(teacher)
     done = finished_summary(out, config, teacher_id)
@@ -321,14 +321,10 @@ def train_opd(
         sft_point = _evaluate(model, config, 0, 0.0)
         progress = fresh_progress(config.eval.every, sft_point)
         progress |= {"sft": sft_point, "other_tasks_after_sft": others()}
-    log = RunLog(out, progress["steps"], iterations * rollout_steps)
-    resumed = f", resumed at step {progress['steps']}" if resume else ""
-    log.info(
-        f"OPD ({config.objective}) on {config.task}, teacher {teacher_id}, SFT {sft_dir}{resumed}"
-    )
     curve = progress["curve"]
-    if not resume:
-        log.metrics(0, loss=float("nan"), **_scalars(curve[0]))
+    headline = f"OPD ({config.objective}) on {config.task}, teacher {teacher_id}, SFT {sft_dir}"
+    start_row = None if resume else _scalars(curve[0])
+    log = open_run_log(out, progress, iterations * rollout_steps, headline, start_row)
     obs = venv.reset()  # (E, D)
     start = time.perf_counter() - progress["wall_s"]
     for iteration in range(progress["steps"] // rollout_steps, iterations):

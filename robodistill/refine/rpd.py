@@ -49,6 +49,7 @@ from robodistill.refine.runs import (
     capture_loop_state,
     finished_summary,
     fresh_progress,
+    open_run_log,
     restore_loop_state,
     resume_point,
     write_summary,
@@ -217,7 +218,6 @@ def train_rpd(config: RPDConfig, teacher: str | Path, out: str | Path) -> dict[s
     """
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from robodistill.training.run_log import RunLog
     from robodistill.training.seeding import seed_everything
 
     out, teacher_id = Path(out), str(teacher)
@@ -243,15 +243,11 @@ def train_rpd(config: RPDConfig, teacher: str | Path, out: str | Path) -> dict[s
         progress = _restore(resume, model, venv)
     else:
         progress = fresh_progress(config.eval.every, _evaluate(student, config, 0, 0.0))
-    log = RunLog(out, progress["steps"], iterations * rollout_steps)
-    kind = "RPD" if config.bc_weight > 0 else "PPO from scratch"
-    resumed = f", resumed at step {progress['steps']}" if resume else ""
-    log.info(
-        f"{kind} on {config.task} ({config.reward_mode} reward), teacher {teacher_id}{resumed}"
-    )
     curve = progress["curve"]
-    if not resume:
-        log.metrics(0, loss=float("nan"), **_scalars(curve[0]))
+    kind = "RPD" if config.bc_weight > 0 else "PPO from scratch"
+    headline = f"{kind} on {config.task} ({config.reward_mode} reward), teacher {teacher_id}"
+    start_row = None if resume else _scalars(curve[0])
+    log = open_run_log(out, progress, iterations * rollout_steps, headline, start_row)
     start = time.perf_counter() - progress["wall_s"]
     for iteration in range(progress["steps"] // rollout_steps, iterations):
         model.learn(rollout_steps, reset_num_timesteps=model.num_timesteps == 0)

@@ -32,7 +32,7 @@ from robodistill.training.checkpointing import (
     load_weights_and_optimizer,
     weights_and_optimizer,
 )
-from robodistill.training.run_log import METRICS_FILE
+from robodistill.training.run_log import METRICS_FILE, RunLog
 
 SUMMARY_FILE = "summary.json"
 
@@ -85,6 +85,23 @@ def fresh_progress(eval_every: int, start_point: dict[str, Any]) -> dict[str, An
         "next_eval": eval_every,
         "curve": [start_point],
     }
+
+
+def open_run_log(
+    out: Path,
+    progress: dict[str, Any],
+    total_steps: int,
+    headline: str,
+    start_row: dict[str, float] | None,
+) -> RunLog:
+    """The run's log and progress bar (in env steps) with ``headline`` in train.log. A new run
+    passes its step-0 evaluation as ``start_row`` (the first metrics line); a resumed one None."""
+    log = RunLog(out, progress["steps"], total_steps)
+    resumed = f", resumed at step {progress['steps']}" if start_row is None else ""
+    log.info(headline + resumed)
+    if start_row is not None:
+        log.metrics(0, loss=float("nan"), **start_row)
+    return log
 
 
 def capture_loop_state(
